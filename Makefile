@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make all` (the pipeline on the embedded default) and
+# `make test`. Both set up .venv first; the stamp file makes setup a no-op once done.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+export PYOPENGL_PLATFORM ?= egl
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup all test test-slow bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	bash scripts/setup.sh $(PYTHON) $(VENV)
+	touch $@
+
+all: setup
+	$(BIN)/snakemake --cores $(CORES) all
+
+test: setup
+	$(BIN)/pytest -q
+
+test-slow: setup
+	$(BIN)/pytest -q -m slow
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf data results runs logs .snakemake mlflow.db mlruns

@@ -1,0 +1,61 @@
+"""Load and validate the pipeline config against workflow/schemas/config.schema.yaml.
+
+The Snakefile and the CLI both go through :func:`validate_config`, so a wrong key or type fails
+the same way everywhere: naming the key and the reason, before any work starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config breaks the schema or a cross-key rule; the message names the key."""
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _key(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        extra = set(error.instance) - set(error.schema.get("properties", {}))
+        parts.append("|".join(sorted(extra)))
+    elif error.validator == "required":
+        missing = error.message.split("'")[1]
+        parts.append(missing)
+    return ".".join(parts) or "<root>"
+
+
+def validate_config(config: dict) -> dict:
+    """Raise ConfigError naming every offending key; return the config unchanged when valid."""
+    errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
+    problems = [f"config key '{_key(e)}': {e.message}" for e in errors]
+    for name in config.get("build", []):
+        if name not in config.get("datasets", {}):
+            problems.append(f"config key 'build': '{name}' is not a key of 'datasets'")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path) as fh:
+        return validate_config(yaml.safe_load(fh))
+
+
+def settings_hash(settings: dict) -> str:
+    """A short stable hash of JSON-canonical settings, recorded in outputs for provenance."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

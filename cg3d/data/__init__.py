@@ -1,0 +1,1 @@
+"""Data: mesh sources, manifest, point sampling, captions, Parquet shards, torch datasets."""

@@ -1,0 +1,119 @@
+"""The one place that talks to MLflow.
+
+Only the main process logs: other ranks get a tracker whose methods do nothing, so training code
+calls the tracker unconditionally instead of sprinkling rank checks. Every run carries the
+flattened config as params and tags for the stage, the config hash and the git commit, so the
+MLflow UI's compare view lines pretraining settings up against evaluation scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    """{'a': {'b': 1}} -> {'a.b': '1'}: MLflow params are flat strings."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class Tracker:
+    """A live MLflow run."""
+
+    def __init__(self, run):
+        import mlflow
+
+        self._mlflow = mlflow
+        self.run_id: str = run.info.run_id
+
+    def log_params(self, params: dict) -> None:
+        self._mlflow.log_params(flatten(params))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._mlflow.log_artifact(str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._mlflow.set_tags(tags)
+
+
+class NullTracker:
+    """What non-main ranks get: the same interface, no side effects."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: dict) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+
+@contextmanager
+def tracked_run(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    stage: str,
+    run_name: str,
+    config_hash: str,
+    enabled: bool = True,
+    resume_run_id: str | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Tracker | NullTracker]:
+    """Open (or resume) an MLflow run tagged with stage, config hash, git commit and parent."""
+    if not enabled:
+        yield NullTracker()
+        return
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    tags = {"stage": stage, "config_hash": config_hash, "git_commit": git_commit()}
+    if parent_run_id:
+        tags["parent_run_id"] = parent_run_id
+    with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name, tags=tags) as run:
+        log.info("MLflow run %s (%s) at %s", run.info.run_id, stage, tracking_uri)
+        yield Tracker(run)
+
+
+def tracking_uri_from(config_value: str | None) -> str:
+    """Config wins, then MLFLOW_TRACKING_URI, then a local sqlite store."""
+    return config_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI

@@ -1,0 +1,1 @@
+"""Training: pretraining, fine-tuning, distributed plumbing, checkpoints."""

@@ -1,0 +1,35 @@
+# Shared helpers of the rules: paths, per-stage settings (as params, so a change reruns exactly
+# the stages that read it), and the shard list that the manifest checkpoint decides.
+import json
+
+DATA = config["paths"]["data"]
+RESOURCES = config["paths"]["resources"]
+CG3D = "python -m cg3d"
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    shard="shard-[0-9]+",
+
+
+def dataset_options(dataset):
+    if dataset not in config["datasets"]:
+        raise ValueError(f"unknown dataset '{dataset}': add it under 'datasets' in the config")
+    return config["datasets"][dataset]
+
+
+def settings(**sections):
+    """JSON for a rule's --settings: the only config a job sees, and its rerun trigger."""
+    return json.dumps(sections, sort_keys=True)
+
+
+def shards_of(dataset):
+    """Shard names, known once the manifest checkpoint has run."""
+    import pyarrow.parquet as pq
+
+    manifest = checkpoints.manifest.get(dataset=dataset).output.manifest
+    return sorted(set(pq.read_table(manifest, columns=["shard"]).column("shard").to_pylist()))
+
+
+def dataset_done(dataset):
+    return f"{DATA}/{dataset}/summary.json"
