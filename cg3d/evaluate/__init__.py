@@ -1,0 +1,1 @@
+"""Evaluation: metrics, plots, label mappings, and the zero-shot / retrieval / scene runs."""
