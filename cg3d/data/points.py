@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-NORMALS_KEY = "normals"
+from cg3d.data.geometry import NORMALS_KEY
 
 
 def sample_surface(

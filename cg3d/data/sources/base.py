@@ -29,11 +29,17 @@ class MeshSource(ABC):
     """
 
     how_to_get: str = ""
+    default_max_faces: int = 300_000
 
     def __init__(self, dataset: str, options: dict, test_fraction: float = 0.2):
         self.dataset = dataset
         self.options = options
         self.test_fraction = test_fraction
+
+    @property
+    def max_faces(self) -> int:
+        """The face budget ``load`` decimates to (the config's ``data.max_faces``)."""
+        return int(self.options.get("max_faces", self.default_max_faces))
 
     @property
     def root(self) -> Path:
@@ -52,4 +58,4 @@ class MeshSource(ABC):
         """The geometry of one object (a Scene keeps per-part materials for rendering)."""
         from cg3d.data.geometry import load_geometry
 
-        return load_geometry(record.source_path)
+        return load_geometry(record.source_path, self.max_faces)

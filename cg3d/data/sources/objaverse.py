@@ -1,0 +1,80 @@
+"""Objaverse: a folder of ``<uid>.glb`` files at any depth, plus an optional metadata table.
+
+Option ``metadata`` points to a CSV or Parquet table with a ``uid`` column and any of ``name``,
+``tags`` (a list, or one string separated by commas), ``category`` and ``license``. Objects the
+table does not describe, or describes without a category, get the category "object".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from cg3d.data.sources.base import MeshSource
+from cg3d.data.manifest import MeshRecord, hash_split
+from cg3d.data.sources.naming import category_words
+
+DEFAULT_CATEGORY = "object"
+DEFAULT_LICENSE = "Objaverse: per-object Creative Commons licence (see the uid's Sketchfab page)"
+
+
+class ObjaverseSource(MeshSource):
+    how_to_get = (
+        "Download the GLBs with the `objaverse` package (objaverse.load_objects) and copy or link "
+        "its glbs/ folder there; set datasets.<name>.metadata to a CSV/Parquet table with "
+        "uid,name,tags,category for names and classes."
+    )
+
+    def records(self) -> list[MeshRecord]:
+        root = self.require_root()
+        metadata = self._metadata()
+        records = []
+        for path in sorted(root.rglob("*.glb")):
+            uid = path.stem
+            row = metadata.get(uid, {})
+            category = category_words(row.get("category") or "") or DEFAULT_CATEGORY
+            object_id = f"{self.dataset}/{uid}"
+            records.append(
+                MeshRecord(
+                    object_id=object_id,
+                    dataset=self.dataset,
+                    category=category,
+                    name=(row.get("name") or "").strip() or category,
+                    source_path=str(path),
+                    split=hash_split(object_id, self.test_fraction),
+                    license=row.get("license") or DEFAULT_LICENSE,
+                    tags=_tags(row.get("tags")),
+                )
+            )
+        return records
+
+    def _metadata(self) -> dict[str, dict]:
+        """uid -> row of the metadata table (empty when option ``metadata`` is not set)."""
+        if not self.options.get("metadata"):
+            return {}
+        path = Path(self.options["metadata"])
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"metadata table {path} not found (config key: datasets.{self.dataset}.metadata)"
+            )
+        table = pq.read_table(path) if path.suffix == ".parquet" else _read_csv(path)
+        if "uid" not in table.column_names:
+            raise ValueError(
+                f"{path} has no 'uid' column (columns: {', '.join(table.column_names)})"
+            )
+        return {str(row["uid"]): row for row in table.to_pylist()}
+
+
+def _read_csv(path: Path) -> pa.Table:
+    """Every column as text, so uids like 000123 keep their leading zeros."""
+    names = pa_csv.open_csv(path).schema.names
+    options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names})
+    return pa_csv.read_csv(path, convert_options=options)
+
+
+def _tags(value: str | list | None) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else (value or [])
+    return tuple(dict.fromkeys(t.strip().lower() for t in items if t and t.strip()))
