@@ -18,8 +18,10 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/render.smk"
 include: "workflow/rules/points.smk"
 include: "workflow/rules/shards.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     input:
         [dataset_done(name) for name in config["build"]],
+        rules.pretrain.output.checkpoint,

@@ -1,10 +1,16 @@
 # Shared helpers of the rules: paths, per-stage settings (as params, so a change reruns exactly
 # the stages that read it), and the shard list that the manifest checkpoint decides.
 import json
+import sys
+
+from snakemake.settings.types import DeploymentMethod
 
 DATA = config["paths"]["data"]
-RESOURCES = config["paths"]["resources"]
-CG3D = "python -m cg3d"
+# Jobs run cg3d with the interpreter running Snakemake (the project's venv), or with the conda
+# env's python under --use-conda.
+_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+PYTHON = "python" if _conda else sys.executable
+CG3D = f"{PYTHON} -m cg3d"
 
 
 wildcard_constraints:

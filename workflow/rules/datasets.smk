@@ -3,7 +3,7 @@
 
 rule fetch_sh3d:
     output:
-        index="{root}/sh3d-catalogs.json",
+        marker="{root}/.fetched",
     log:
         "logs/fetch_sh3d/{root}.log",
     conda:
@@ -15,7 +15,7 @@ rule fetch_sh3d:
 def manifest_inputs(wildcards):
     options = dataset_options(wildcards.dataset)
     if options["source"] == "sh3d":
-        return {"fetched": f"{options['root']}/sh3d-catalogs.json"}
+        return {"fetched": f"{options['root']}/.fetched"}
     return {}
 
 

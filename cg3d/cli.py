@@ -1,0 +1,107 @@
+"""`cg3d <stage>`: the entry points the Snakemake rules call (and that users can run by hand).
+
+Each stage gets its settings as one JSON document (`--settings`), exactly the config sections it
+reads: the rule passes them as a Snakemake param, so changing a setting reruns exactly the
+stages that depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _fetch_sh3d(args) -> None:
+    from cg3d.data.sh3d_fetch import fetch_sh3d
+
+    for folder in fetch_sh3d(Path(args.dest)):
+        print(folder)
+
+
+def _manifest(args) -> None:
+    from cg3d.data.stages import build_manifest
+
+    build_manifest(args.dataset, args.settings, Path(args.out))
+
+
+def _render(args) -> None:
+    from cg3d.data.stages import render_shard
+
+    render_shard(args.dataset, args.shard, Path(args.manifest), args.settings, Path(args.out))
+
+
+def _points(args) -> None:
+    from cg3d.data.stages import sample_shard
+
+    sample_shard(args.dataset, args.shard, Path(args.manifest), args.settings, Path(args.out))
+
+
+def _triplets(args) -> None:
+    from cg3d.data.stages import assemble_triplets
+
+    assemble_triplets(
+        args.shard, Path(args.manifest), Path(args.views), Path(args.points), args.settings, Path(args.out)
+    )
+
+
+def _summarize(args) -> None:
+    from cg3d.data.stages import summarize
+
+    summary = summarize([Path(p) for p in args.triplets], Path(args.summary), Path(args.skipped))
+    reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_reasons"].items()) or "none"
+    print(
+        f"{summary['objects']} objects in {summary['shards']} shards "
+        f"({summary['splits']}); skipped {summary['skipped']}: {reasons}"
+    )
+
+
+def _pretrain(args) -> None:
+    from cg3d.train.pretrain import pretrain
+
+    summary = pretrain(args.settings, [Path(p) for p in args.shards], Path(args.out_dir))
+    print(json.dumps(summary["final"], indent=2))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cg3d", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stage(name: str, handler, help: str, *args: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        for arg in args:
+            p.add_argument(f"--{arg.replace('_', '-')}", dest=arg, required=True)
+        if "settings" in args:
+            p.set_defaults(parse_settings=True)
+        p.set_defaults(handler=handler)
+        return p
+
+    stage("fetch-sh3d", _fetch_sh3d, "fetch Debian's sweethome3d-furniture meshes", "dest")
+    stage("manifest", _manifest, "list a dataset's objects", "dataset", "settings", "out")
+    shard_args = ("dataset", "shard", "manifest", "settings", "out")
+    stage("render", _render, "render a shard's multi-view images", *shard_args)
+    stage("points", _points, "sample a shard's point clouds", *shard_args)
+    stage("triplets", _triplets, "join views, points and captions", "shard", "manifest", "views",
+          "points", "settings", "out")
+    summarize = stage("summarize", _summarize, "summarise a dataset's shards", "summary", "skipped")
+    summarize.add_argument("--triplets", nargs="+", required=True)
+    pretrain = stage("pretrain", _pretrain, "pretrain the 3D encoder (run under torchrun)", "settings", "out_dir")
+    pretrain.add_argument("--shards", nargs="+", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "parse_settings", False):
+        try:
+            args.settings = json.loads(args.settings)
+        except json.JSONDecodeError as error:
+            sys.exit(f"cg3d {args.command}: --settings is not valid JSON ({error})")
+    args.handler(args)

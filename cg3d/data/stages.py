@@ -1,0 +1,179 @@
+"""The data stages the Snakemake rules run, one function per rule.
+
+Each shard stage loads the shard's objects through their source adapter, skips (and records) any
+object whose geometry is bad, and writes one Parquet file atomically. The skip records travel in
+the shard metadata, so the triplet shard knows everything its inputs dropped and the dataset
+summary lists every skipped object with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import trimesh
+from tqdm import tqdm
+
+from cg3d.config import settings_hash
+from cg3d.data import shards
+from cg3d.data.atomic import atomic_path
+from cg3d.data.captions import captions_for
+from cg3d.data.geometry import BadMesh
+from cg3d.data.manifest import MeshRecord, read_manifest, write_manifest
+from cg3d.data.points import sample_surface
+from cg3d.data.sources import make_source
+
+log = logging.getLogger(__name__)
+
+SKIPPED_SCHEMA = pa.schema([("object_id", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
+
+
+def build_manifest(dataset: str, settings: dict, out: Path) -> int:
+    """List the dataset's objects, assign splits and shards, write the manifest."""
+    source = make_source(dataset, settings["dataset"], settings["test_fraction"])
+    records = source.records()
+    if not records:
+        raise ValueError(f"dataset '{dataset}' has no objects (config key: datasets.{dataset})")
+    write_manifest(records, out, settings["objects_per_shard"])
+    log.info("manifest: %d objects of '%s' -> %s", len(records), dataset, out)
+    return len(records)
+
+
+def _loaded(
+    dataset: str, settings: dict, manifest: Path, shard: str, stage: str, skipped: list[dict]
+) -> Iterator[tuple[MeshRecord, trimesh.Scene | trimesh.PointCloud]]:
+    """The shard's objects with their geometry; bad ones go to ``skipped`` with the reason."""
+    source = make_source(dataset, settings["dataset"], max_faces=settings["max_faces"])
+    for record in tqdm(read_manifest(manifest, shard), desc=f"{stage} {shard}", unit="obj"):
+        try:
+            yield record, source.load(record)
+        except BadMesh as error:
+            _skip(skipped, record, stage, str(error))
+
+
+def _skip(skipped: list[dict], record: MeshRecord, stage: str, reason: str) -> None:
+    skipped.append({"object_id": record.object_id, "stage": stage, "reason": reason})
+    log.warning("skip %s (%s): %s", record.object_id, stage, reason)
+
+
+def render_shard(dataset: str, shard: str, manifest: Path, settings: dict, out: Path) -> None:
+    """Render every object of the shard with one GL context; write PNG views (and depth)."""
+    from rendering import Renderer, encode_depth_png, encode_png
+
+    skipped: list[dict] = []
+    rows = []
+    with Renderer(**settings["render"]) as renderer:
+        for record, geometry in _loaded(dataset, settings, manifest, shard, "render", skipped):
+            try:
+                result = renderer.render(geometry)
+            except ValueError as error:
+                _skip(skipped, record, "render", f"render failed: {error}")
+                continue
+            row = {"object_id": record.object_id, "views": [encode_png(c) for c in result.colors]}
+            if result.depths is not None:
+                row["depths"] = [encode_depth_png(d) for d in result.depths]
+            rows.append(row)
+        meta = {
+            "image_size": renderer.image_size,
+            "views": len(renderer.azimuths),
+            "azimuths": renderer.azimuths,
+            "elevations": renderer.elevations,
+            "renderer": renderer.settings(),
+        }
+    meta.update(config_hash=settings_hash(settings), skipped=skipped)
+    shards.write_shard(out, rows, "views", meta)
+
+
+def sample_shard(dataset: str, shard: str, manifest: Path, settings: dict, out: Path) -> None:
+    """Sample a surface point cloud with normals for every object of the shard."""
+    count = settings["points"]["count"]
+    skipped: list[dict] = []
+    rows = []
+    for record, geometry in _loaded(dataset, settings, manifest, shard, "points", skipped):
+        try:
+            points, normals = sample_surface(geometry, count, seed=settings["seed"])
+        except ValueError as error:
+            _skip(skipped, record, "points", str(error))
+            continue
+        rows.append(
+            {
+                "object_id": record.object_id,
+                "points": shards.points_to_bytes(points),
+                "normals": shards.points_to_bytes(normals),
+            }
+        )
+    meta = {"points_per_cloud": count, "config_hash": settings_hash(settings), "skipped": skipped}
+    shards.write_shard(out, rows, "points", meta)
+
+
+def assemble_triplets(
+    shard: str, manifest: Path, views: Path, points: Path, settings: dict, out: Path
+) -> None:
+    """Join views, points and captions of the objects that survived both stages."""
+    views_meta, points_meta = shards.read_meta(views), shards.read_meta(points)
+    views_by_id = _by_id(shards.read_table(views, ["object_id", "views"]))
+    points_by_id = _by_id(shards.read_table(points))
+    per_object = settings["captions"]["per_object"]
+    rows = []
+    for record in read_manifest(manifest, shard):
+        view_row, point_row = views_by_id.get(record.object_id), points_by_id.get(record.object_id)
+        if view_row is None or point_row is None:
+            continue
+        rows.append(
+            {
+                "object_id": record.object_id,
+                "dataset": record.dataset,
+                "category": record.category,
+                "name": record.name,
+                "split": record.split,
+                "points": point_row["points"],
+                "normals": point_row["normals"],
+                "views": view_row["views"],
+                "captions": captions_for(
+                    record.category, record.name, record.tags, count=per_object, seed=record.object_id
+                ),
+            }
+        )
+    meta = {key: views_meta[key] for key in shards.REQUIRED_META["views"]}
+    meta["points_per_cloud"] = points_meta["points_per_cloud"]
+    meta["config_hash"] = settings_hash(
+        {"views": views_meta["config_hash"], "points": points_meta["config_hash"], **settings}
+    )
+    meta["skipped"] = shards.merge_skipped(views_meta["skipped"], points_meta["skipped"])
+    shards.write_shard(out, rows, "triplets", meta)
+
+
+def _by_id(table: pa.Table) -> dict[str, dict]:
+    return {row["object_id"]: row for row in table.to_pylist()}
+
+
+def summarize(triplet_paths: list[Path], summary_path: Path, skipped_path: Path) -> dict:
+    """Count objects per split and category; list every skipped object with its reason."""
+    skipped: list[dict] = []
+    splits: Counter = Counter()
+    categories: Counter = Counter()
+    for path in triplet_paths:
+        skipped.extend(shards.read_meta(path)["skipped"])
+        table = shards.read_table(path, ["split", "category"])
+        splits.update(table.column("split").to_pylist())
+        categories.update(table.column("category").to_pylist())
+    with atomic_path(skipped_path) as tmp:
+        pq.write_table(pa.Table.from_pylist(skipped, schema=SKIPPED_SCHEMA), tmp)
+    reasons = Counter(entry["reason"].split(":")[0] for entry in skipped)
+    summary = {
+        "shards": len(triplet_paths),
+        "objects": sum(splits.values()),
+        "splits": dict(splits),
+        "categories": len(categories),
+        "skipped": len({entry["object_id"] for entry in skipped}),
+        "skipped_reasons": dict(reasons),
+        "shard_paths": [str(p) for p in triplet_paths],
+    }
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,37 @@
+"""A small pipeline config on synthetic shapes, for tests that run the real workflow."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def small_config(**overrides) -> dict:
+    """The embedded default, shrunk: a synthetic dataset, tiny renders, short training."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = copy.deepcopy(config)
+    config["name"] = "test-run"
+    config["datasets"] = {"toy": {"source": "synthetic", "count": 12, "seed": 3}}
+    config["build"] = ["toy"]
+    config["data"]["objects_per_shard"] = 5
+    config["render"].update(views=3, image_size=64)
+    config["points"]["count"] = 512
+    config["captions"]["per_object"] = 4
+    config["pretrain"]["dataset"] = "toy"
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if name:
+            config[section][name] = value
+        else:
+            config[section] = value
+    return config
+
+
+def write_config(directory: Path, config: dict) -> Path:
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
