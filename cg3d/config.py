@@ -42,9 +42,12 @@ def validate_config(config: dict) -> dict:
     """Raise ConfigError naming every offending key; return the config unchanged when valid."""
     errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
     problems = [f"config key '{_key(e)}': {e.message}" for e in errors]
-    for name in config.get("build", []):
-        if name not in config.get("datasets", {}):
-            problems.append(f"config key 'build': '{name}' is not a key of 'datasets'")
+    datasets = config.get("datasets", {})
+    references = [("build", name) for name in config.get("build", [])]
+    references.append(("pretrain.dataset", config.get("pretrain", {}).get("dataset")))
+    for key, name in references:
+        if name is not None and name not in datasets:
+            problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config

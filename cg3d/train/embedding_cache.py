@@ -1,0 +1,110 @@
+"""Image-embedding targets for the ``cached`` schedule, computed once into Parquet.
+
+Once the visual prompts are frozen, a view's CLIP image embedding never changes, so the 3D
+encoder can train against stored embeddings instead of running CLIP's image tower every step.
+One Parquet file per triplet shard (its training rows only) holds each object's [views, dim]
+float32 embeddings. Files are tagged with a hash of the prompt weights and reused only when
+it matches, so a resumed run never trains against embeddings of other prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from cg3d.data.atomic import atomic_path
+from cg3d.data.shards import read_table
+from cg3d.models.cg3d import CG3D
+from cg3d.train.distributed import DistInfo
+
+log = logging.getLogger(__name__)
+
+META_KEY = b"cg3d_image_cache"
+
+
+def prompts_hash(model: CG3D) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.visual_prompts.state_dict().items()):
+        if "prompt" in name:
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    digest.update(json.dumps(model.spec, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached_hash(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    metadata = pq.read_schema(path).metadata or {}
+    return metadata.get(META_KEY, b"").decode() or None
+
+
+@torch.no_grad()
+def _embed_views(model: CG3D, views: list[bytes], batch_size: int, device: torch.device) -> np.ndarray:
+    embeddings = []
+    for start in range(0, len(views), batch_size):
+        images = [model.preprocess(Image.open(io.BytesIO(png)).convert("RGB")) for png in views[start : start + batch_size]]
+        embeddings.append(model.encode_image(torch.stack(images).to(device)).float().cpu().numpy())
+    return np.concatenate(embeddings)
+
+
+def build_image_cache(
+    model: CG3D, shard_paths: list[Path], cache_dir: Path, info: DistInfo, batch_size: int
+) -> None:
+    """Embed every training view of every shard (shards split over ranks), skipping valid files."""
+    tag = prompts_hash(model)
+    model.eval()
+    mine = sorted(shard_paths)[info.rank :: info.world_size]
+    for shard in tqdm(mine, desc="caching image embeddings", disable=not info.is_main, unit="shard"):
+        target = cache_dir / Path(shard).name
+        if _cached_hash(target) == tag:
+            continue
+        table = read_table(shard, ["object_id", "split", "views"])
+        table = table.filter(pc.equal(table.column("split"), "train"))
+        rows = []
+        for object_id, views in zip(table.column("object_id").to_pylist(), table.column("views").to_pylist()):
+            embedding = _embed_views(model, views, batch_size, info.device)
+            rows.append({"object_id": object_id, "views": len(views), "embeddings": embedding.astype("<f4").tobytes()})
+        out = pa.Table.from_pylist(
+            rows, schema=pa.schema([("object_id", pa.string()), ("views", pa.int32()), ("embeddings", pa.binary())])
+        ).replace_schema_metadata({META_KEY: tag})
+        with atomic_path(target) as tmp:
+            pq.write_table(out, tmp)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+class CachedImageEmbeddings:
+    """All cached image embeddings in memory, looked up by (object id, view index)."""
+
+    def __init__(self, cache_dir: Path, device: torch.device):
+        self.device = device
+        self._by_id: dict[str, torch.Tensor] = {}
+        views = set()
+        for path in sorted(cache_dir.glob("*.parquet")):
+            table = pq.read_table(path)
+            for object_id, count, data in zip(*(table.column(c).to_pylist() for c in ("object_id", "views", "embeddings"))):
+                array = np.frombuffer(data, dtype="<f4").reshape(count, -1)
+                self._by_id[object_id] = torch.from_numpy(array.copy())
+                views.add(count)
+        if len(views) != 1:
+            raise ValueError(f"image cache in {cache_dir} has objects with differing view counts {sorted(views)}")
+        self.views = views.pop()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def lookup(self, object_ids: list[str], view_indices: np.ndarray) -> torch.Tensor:
+        rows = [self._by_id[o][int(v)] for o, v in zip(object_ids, view_indices)]
+        return torch.stack(rows).to(self.device)

@@ -1,0 +1,380 @@
+"""CG3D pretraining: the 3D encoder learns to land next to frozen CLIP's image and text embeddings.
+
+Two schedules (``pretrain.schedule``):
+
+``alternating`` (the paper)
+    Optimiser steps alternate: even steps update the 3D encoder on 3D-text + 3D-image (AdamW),
+    odd steps update the visual prompts on image-text (SGD). Every step runs CLIP's image tower.
+``cached`` (ours, for speed)
+    First ``prompt_epochs`` epochs tune the prompts on image-text; then the prompts are frozen,
+    every view's image embedding is computed once into Parquet (:mod:`cg3d.train.embedding_cache`),
+    and the 3D encoder trains for ``epochs`` epochs against those cached targets with no CLIP
+    forward in the loop.
+
+Launched by torchrun (one process per GPU, or several CPU processes with gloo) or plain python.
+Rank 0 writes an atomic checkpoint after every epoch; rerunning after a kill resumes from it
+(same settings only). A non-finite loss stops the run with a clear error, keeping the last good
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cg3d.config import settings_hash
+from cg3d.data.atomic import atomic_path
+from cg3d.data.dataset import TripletDataset
+from cg3d.losses import CG3DLoss
+from cg3d.models.cg3d import CG3D
+from cg3d.tracking import tracked_run, tracking_uri_from
+from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
+from cg3d.train.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
+from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
+from cg3d.train.optim import point_optimizer, prompt_optimizer, warmup_cosine
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 10
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def phases(settings: dict) -> list[tuple[str, int]]:
+    """(phase, epochs) in order. Phases: 'alternating', 'prompts', 'points' (cached targets)."""
+    train = settings["pretrain"]
+    if train["schedule"] == "alternating":
+        return [("alternating", train["epochs"])]
+    tune_prompts = settings["clip"]["prompt_tokens"] > 0 and train["loss_weights"]["image_text"] > 0
+    prompt_epochs = train["prompt_epochs"] if tune_prompts else 0
+    return [("prompts", prompt_epochs), ("points", train["epochs"])]
+
+
+def build_model(settings: dict, device: torch.device) -> CG3D:
+    clip, train = settings["clip"], settings["pretrain"]
+    return CG3D.build(
+        clip_model=clip["model"],
+        clip_pretrained=clip["pretrained"],
+        encoder=train["encoder"],
+        encoder_size=train["encoder_size"],
+        prompt_tokens=clip["prompt_tokens"],
+        deep_prompts=clip["deep_prompts"],
+        device=device,
+    )
+
+
+class Pretrainer:
+    """One pretraining run; :meth:`run` resumes from ``out_dir/last.pt`` when it matches."""
+
+    def __init__(self, settings: dict, shard_paths: list[Path], out_dir: Path, info: DistInfo):
+        self.settings = settings
+        self.train = settings["pretrain"]
+        self.out_dir = out_dir
+        self.info = info
+        self.hash = settings_hash(settings)
+        torch.manual_seed(self.train["seed"])
+        self.model = build_model(settings, info.device)
+        self.groups = self.model.parameter_groups()
+        self.point_forward = (
+            DistributedDataParallel(self.model.point_encoder) if info.world_size > 1 else self.model.point_encoder
+        )
+        self.loss = CG3DLoss(**self.train["loss_weights"])
+        self.shard_paths = shard_paths
+        self.dataset = TripletDataset(
+            shard_paths,
+            num_points=self.train["num_points"],
+            fps=self.train["fps"],
+            image_transform=self.model.preprocess,
+            split="train",
+            seed=self.train["seed"],
+            rank=info.rank,
+            world_size=info.world_size,
+        )
+        self.steps_per_epoch = self.dataset.steps_per_epoch(
+            self.train["batch_size"], self.train["workers"], drop_last=True
+        )
+        if self.steps_per_epoch < 1:
+            raise ValueError(
+                f"pretrain.batch_size {self.train['batch_size']} is larger than the "
+                f"{len(self.dataset)} training samples per rank: lower it"
+            )
+        self.point_opt = point_optimizer(self.groups["point_encoder"], self.train)
+        self.prompt_opt = prompt_optimizer(self.groups["prompts"], self.train) if self.groups["prompts"] else None
+        self.point_sched, self.prompt_sched = self._schedules()
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if info.device.type == "cuda" else nullcontext()
+        )
+        self.phase_index, self.epoch, self.step = 0, 0, 0
+        self.run_id: str | None = None
+        self.history: dict[str, list[float]] = {}
+        self.image_cache: CachedImageEmbeddings | None = None
+
+    def _schedules(self):
+        """Warmup + cosine per optimiser, over the optimiser steps each will actually take."""
+        accum = self.train["grad_accum"]
+        opt_steps_per_epoch = max(1, self.steps_per_epoch // accum)
+        point_steps = prompt_steps = 0
+        for phase, epochs in phases(self.settings):
+            steps = epochs * opt_steps_per_epoch
+            if phase == "alternating":
+                point_steps += (steps + 1) // 2
+                prompt_steps += steps // 2
+            elif phase == "prompts":
+                prompt_steps += steps
+            else:
+                point_steps += steps
+        warmup = int(self.train["warmup_epochs"] * opt_steps_per_epoch)
+        point = warmup_cosine(self.point_opt, min(warmup, point_steps // 2), max(point_steps, 1))
+        prompt = (
+            warmup_cosine(self.prompt_opt, min(warmup, prompt_steps // 2), max(prompt_steps, 1))
+            if self.prompt_opt
+            else None
+        )
+        return point, prompt
+
+    # ----------------------------------------------------------------------------------- state
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    def _state(self) -> dict:
+        return {
+            "settings_hash": self.hash,
+            "phase_index": self.phase_index,
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.trainable_state_dict(),
+            "point_opt": self.point_opt.state_dict(),
+            "prompt_opt": self.prompt_opt.state_dict() if self.prompt_opt else None,
+            "point_sched": self.point_sched.state_dict(),
+            "prompt_sched": self.prompt_sched.state_dict() if self.prompt_sched else None,
+            "torch_rng": torch.get_rng_state(),
+            "mlflow_run_id": self.run_id,
+            "history": self.history,
+        }
+
+    def resume(self) -> bool:
+        state = load_checkpoint(self.last_path)
+        if state is None:
+            return False
+        if state["settings_hash"] != self.hash:
+            log.warning("%s was written with other settings: starting afresh", self.last_path)
+            return False
+        self.model.load_trainable_state_dict(state["model"])
+        self.point_opt.load_state_dict(state["point_opt"])
+        self.point_sched.load_state_dict(state["point_sched"])
+        if self.prompt_opt:
+            self.prompt_opt.load_state_dict(state["prompt_opt"])
+            self.prompt_sched.load_state_dict(state["prompt_sched"])
+        torch.set_rng_state(state["torch_rng"])
+        self.phase_index, self.epoch, self.step = state["phase_index"], state["epoch"], state["step"]
+        self.run_id, self.history = state["mlflow_run_id"], state["history"]
+        log.info("resumed from %s at phase %d epoch %d", self.last_path, self.phase_index, self.epoch)
+        return True
+
+    # ----------------------------------------------------------------------------------- steps
+
+    def _points_step(self, batch: dict, micro: int) -> dict[str, torch.Tensor]:
+        """3D encoder update on 3D-text + 3D-image (image targets live or from the cache)."""
+        device = self.info.device
+        with self.autocast:
+            point_features = F.normalize(self.point_forward(batch["points"].to(device)), dim=-1)
+            if self.image_cache is not None:
+                image_features = self.image_cache.lookup(batch["object_id"], self._view_choice(batch, micro))
+            else:
+                with torch.no_grad():
+                    image_features = self.model.encode_image(batch["image"].to(device))
+            text_features = self.model.encode_text(batch["caption"])
+            losses = self.loss(
+                self.model.logit_scale,
+                points=point_features,
+                images=image_features.to(point_features.dtype),
+                texts=text_features.to(point_features.dtype),
+            )
+        losses.pop("image_text", None)
+        return losses
+
+    def _prompts_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Visual-prompt update on image-text."""
+        with self.autocast:
+            image_features = self.model.encode_image(batch["image"].to(self.info.device))
+            text_features = self.model.encode_text(batch["caption"])
+            losses = self.loss(self.model.logit_scale, images=image_features, texts=text_features.to(image_features.dtype))
+        return {"image_text": losses["image_text"], "total": losses["image_text"]}
+
+    def _view_choice(self, batch: dict, micro: int) -> np.ndarray:
+        rng = np.random.default_rng([self.train["seed"], self.info.rank, self.step, micro])
+        return rng.integers(0, self.image_cache.views, size=len(batch["object_id"]))
+
+    def _optimizer_step(self, kind: str) -> None:
+        if kind == "points":
+            params, opt, sched = self.groups["point_encoder"], self.point_opt, self.point_sched
+        else:
+            params, opt, sched = self.groups["prompts"], self.prompt_opt, self.prompt_sched
+            if self.info.world_size > 1:
+                for p in params:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.info.world_size
+        torch.nn.utils.clip_grad_norm_(params, self.train["grad_clip"])
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+
+    # ----------------------------------------------------------------------------------- loop
+
+    def _loader(self, with_images: bool) -> DataLoader:
+        self.dataset.with_images = with_images
+        return DataLoader(
+            self.dataset,
+            batch_size=self.train["batch_size"],
+            num_workers=self.train["workers"],
+            drop_last=True,
+            persistent_workers=False,
+        )
+
+    def _run_epoch(self, phase: str, tracker) -> dict[str, float]:
+        accum = self.train["grad_accum"]
+        self.dataset.set_epoch(self.phase_index * 100_000 + self.epoch)
+        loader = self._loader(with_images=phase != "points")
+        sums: dict[str, float] = {}
+        started, samples = time.perf_counter(), 0
+        bar = tqdm(loader, total=self.steps_per_epoch, desc=f"{phase} epoch {self.epoch}",
+                   disable=not self.info.is_main, unit="batch")
+        for micro, batch in enumerate(bar):
+            opt_step = micro // accum
+            kind = phase if phase != "alternating" else ("points" if opt_step % 2 == 0 else "prompts")
+            losses = self._points_step(batch, micro) if kind == "points" else self._prompts_step(batch)
+            total = losses["total"]
+            if float(all_reduce_mean(torch.isfinite(total.detach()).float())) < 1.0:
+                values = {k: float(v.detach()) for k, v in losses.items()}
+                raise NonFiniteLoss(
+                    f"non-finite loss {values} in {phase} epoch {self.epoch} step {self.step}; "
+                    f"the last good checkpoint is kept at {self.last_path}"
+                )
+            (total / accum).backward()
+            if (micro + 1) % accum == 0:
+                self._optimizer_step(kind)
+                self.step += 1
+            samples += len(batch["caption"]) * self.info.world_size
+            for name, value in losses.items():
+                key = f"loss_{name}"
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+                sums[f"n_{key}"] = sums.get(f"n_{key}", 0) + 1
+            if self.step % LOG_EVERY == 0 and (micro + 1) % accum == 0:
+                tracker.log_metrics(self._step_metrics(losses, samples, started), step=self.step)
+        elapsed = time.perf_counter() - started
+        means = {k: sums[k] / sums[f"n_{k}"] for k in sums if not k.startswith("n_")}
+        means = {k: float(all_reduce_mean(torch.tensor(v))) for k, v in sorted(means.items())}
+        means["samples_per_s"] = samples / elapsed
+        means["epoch_seconds"] = elapsed
+        return means
+
+    def _step_metrics(self, losses: dict, samples: int, started: float) -> dict[str, float]:
+        metrics = {f"step_loss_{k}": float(v.detach()) for k, v in losses.items()}
+        metrics["lr_points"] = self.point_sched.get_last_lr()[0]
+        if self.prompt_sched:
+            metrics["lr_prompts"] = self.prompt_sched.get_last_lr()[0]
+        metrics["samples_per_s"] = samples / max(time.perf_counter() - started, 1e-9)
+        return metrics
+
+    def _freeze_prompts_and_cache(self) -> None:
+        for p in self.groups["prompts"]:
+            p.requires_grad_(False)
+        cache_dir = self.out_dir / "image_cache"
+        build_image_cache(self.model, self.shard_paths, cache_dir, self.info, self.train["batch_size"])
+        self.image_cache = CachedImageEmbeddings(cache_dir, self.info.device)
+
+    def run(self) -> dict:
+        resumed = self.resume()
+        plan = phases(self.settings)
+        tracking = self.settings["tracking"]
+        with tracked_run(
+            tracking_uri=tracking_uri_from(tracking["uri"]),
+            experiment=self.settings["name"],
+            stage="pretrain",
+            run_name=f"pretrain-{self.train['schedule']}-{self.train['encoder']}",
+            config_hash=self.hash,
+            enabled=self.info.is_main,
+            resume_run_id=self.run_id if resumed else None,
+        ) as tracker:
+            self.run_id = tracker.run_id
+            if not resumed:
+                tracker.log_params(self.settings)
+                tracker.log_params({"clip_info": self.model.clip_info})
+                tracker.set_tags({"clip_pretrained": str(self.model.clip_info["clip_pretrained"]).lower()})
+            total_started = time.perf_counter()
+            while self.phase_index < len(plan):
+                phase, epochs = plan[self.phase_index]
+                if phase == "points" and self.image_cache is None and self.train["schedule"] == "cached":
+                    self._freeze_prompts_and_cache()
+                while self.epoch < epochs:
+                    self.model.train()
+                    means = self._run_epoch(phase, tracker)
+                    for key, value in means.items():
+                        self.history.setdefault(f"{phase}/{key}", []).append(value)
+                    tracker.log_metrics({f"epoch_{k}": v for k, v in means.items()}, step=self.step)
+                    if self.info.is_main:
+                        log.info("%s epoch %d: %s", phase, self.epoch, json.dumps(means))
+                    self.epoch += 1
+                    self._save()
+                self.phase_index, self.epoch = self.phase_index + 1, 0
+                self._save()
+            summary = self._finish(tracker, time.perf_counter() - total_started)
+        return summary
+
+    def _save(self) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.last_path, self._state())
+        if self.info.world_size > 1:
+            dist.barrier()
+
+    def _finish(self, tracker, seconds: float) -> dict:
+        from cg3d.evaluate.plots import plot_loss_curves
+
+        checkpoint = self.out_dir / "checkpoint.pt"
+        summary = {
+            "checkpoint": str(checkpoint),
+            "mlflow_run_id": self.run_id,
+            "schedule": self.train["schedule"],
+            "encoder": self.train["encoder"],
+            "encoder_size": self.train["encoder_size"],
+            "world_size": self.info.world_size,
+            "train_seconds_this_launch": seconds,
+            **self.model.clip_info,
+            "final": {k: v[-1] for k, v in self.history.items()},
+        }
+        if self.info.is_main:
+            save_checkpoint(checkpoint, {**self.model.trainable_state_dict(), "summary": summary})
+            curves = {k: v for k, v in self.history.items() if "/loss_" in k}
+            plot = plot_loss_curves(curves, self.out_dir / "loss_curves.png", xlabel="epoch")
+            tracker.log_artifact(plot)
+            tracker.log_artifact(checkpoint, "model")
+            with atomic_path(self.out_dir / "run.json") as tmp:
+                tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        if self.info.world_size > 1:
+            dist.barrier()
+        return summary
+
+
+def pretrain(settings: dict, shard_paths: list[Path], out_dir: Path) -> dict:
+    """Train (or resume) and write ``checkpoint.pt``, ``run.json`` and the loss curves."""
+    info = init_distributed(settings["pretrain"]["device"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return Pretrainer(settings, shard_paths, out_dir, info).run()
+    finally:
+        shutdown_distributed()

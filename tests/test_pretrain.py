@@ -1,0 +1,165 @@
+"""Pretraining for real: tiny runs on synthetic triplet shards, a real sqlite MLflow store,
+torch.distributed with two gloo processes, a kill and a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from cg3d.data.shards import read_table
+from cg3d.train.checkpoint import load_checkpoint
+from cg3d.train.pretrain import NonFiniteLoss, Pretrainer, phases, pretrain
+from cg3d.train.distributed import init_distributed
+from toy_shards import build_toy_shards
+from workflow_config import REPO, small_config
+
+
+@pytest.fixture(scope="module")
+def toy_shards(tmp_path_factory) -> list[Path]:
+    return build_toy_shards(tmp_path_factory.mktemp("toy"))
+
+
+def tiny_settings(tmp_path: Path, **pretrain) -> dict:
+    config = small_config()
+    train = dict(config["pretrain"], batch_size=4, epochs=2, prompt_epochs=1, num_points=256, workers=0,
+                 encoder_size="small", warmup_epochs=0)
+    train.update(pretrain)
+    return {
+        "name": "test-pretrain",
+        "clip": config["clip"],
+        "pretrain": train,
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+    }
+
+
+def test_cached_schedule_trains_and_tracks(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="cached")
+    summary = pretrain(settings, toy_shards, tmp_path / "run")
+
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_json["mlflow_run_id"] == summary["mlflow_run_id"]
+    assert run_json["clip_pretrained"] is False
+    assert (tmp_path / "run" / "loss_curves.png").stat().st_size > 0
+    assert len(list((tmp_path / "run" / "image_cache").glob("*.parquet"))) == len(toy_shards)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert {"point_encoder", "visual_prompts", "spec"} <= set(state)
+
+    client = mlflow.MlflowClient(tracking_uri=settings["tracking"]["uri"])
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.data.params["pretrain.schedule"] == "cached"
+    assert run.data.tags["stage"] == "pretrain" and run.data.tags["clip_pretrained"] == "false"
+    assert "epoch_loss_point_text" in run.data.metrics and "epoch_loss_image_text" in run.data.metrics
+    history = client.get_metric_history(run.info.run_id, "epoch_loss_point_text")
+    assert len(history) == 2
+
+
+def test_cached_schedule_leaves_clip_untouched_and_freezes_prompts(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="cached", epochs=1)
+    trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
+    clip_before = {k: v.clone() for k, v in trainer.model.clip.state_dict().items()}
+    encoder_before = {k: v.clone() for k, v in trainer.model.point_encoder.state_dict().items()}
+    trainer.run()
+    prompts_after_tuning = {k: v.clone() for k, v in trainer.model.visual_prompts.state_dict().items()}
+    assert all(torch.equal(clip_before[k], v) for k, v in trainer.model.clip.state_dict().items()
+               if k in clip_before and "prompt" not in k)
+    assert any(not torch.equal(encoder_before[k], v) for k, v in trainer.model.point_encoder.state_dict().items())
+    train_ids = [i for path in toy_shards for i, split in zip(*_ids_and_splits(path)) if split == "train"]
+    assert len(trainer.image_cache) == len(train_ids)
+    cached = trainer.image_cache.lookup(train_ids[:2], [0, 2])
+    assert cached.shape == (2, trainer.model.clip_info["embed_dim"])
+    assert torch.allclose(cached.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert all(not p.requires_grad for p in trainer.groups["prompts"])
+    assert prompts_after_tuning.keys() == trainer.model.visual_prompts.state_dict().keys()
+
+
+def _ids_and_splits(path: Path):
+    table = read_table(path, ["object_id", "split"])
+    return table.column("object_id").to_pylist(), table.column("split").to_pylist()
+
+
+def test_alternating_schedule_updates_both_parts(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="alternating", epochs=2)
+    trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
+    prompts_before = [p.detach().clone() for p in trainer.groups["prompts"]]
+    encoder_before = [p.detach().clone() for p in trainer.groups["point_encoder"]]
+    trainer.run()
+    assert any(not torch.equal(a, b) for a, b in zip(prompts_before, trainer.groups["prompts"]))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, trainer.groups["point_encoder"]))
+    assert phases(settings) == [("alternating", 2)]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="alternating", epochs=3)
+    trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
+    real_loss = trainer.loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        losses = real_loss(*args, **kwargs)
+        calls["n"] += 1
+        if trainer.epoch == 1:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    trainer.loss = poisoned
+    with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
+        trainer.run()
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["epoch"] == 1 and calls["n"] > 1
+
+
+def _launch(settings: dict, shards: list[Path], out_dir: Path, nproc: int, log: Path) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+        "-m", "cg3d", "pretrain", "--settings", json.dumps(settings), "--out-dir", str(out_dir),
+        "--shards", *map(str, shards),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def test_killed_run_resumes_from_checkpoint(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="alternating", epochs=6)
+    out_dir = tmp_path / "run"
+    first = _launch(settings, toy_shards, out_dir, 1, tmp_path / "first.log")
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None:
+        state = load_checkpoint(out_dir / "last.pt") if (out_dir / "last.pt").exists() else None
+        if state is not None and 1 <= state["epoch"] < 6:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = load_checkpoint(out_dir / "last.pt")
+    assert not (out_dir / "checkpoint.pt").exists()
+
+    second = _launch(settings, toy_shards, out_dir, 1, tmp_path / "second.log")
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    log = (tmp_path / "second.log").read_text()
+    assert f"resumed from {out_dir / 'last.pt'} at phase 0 epoch {killed_at['epoch']}" in log
+    run = json.loads((out_dir / "run.json").read_text())
+    assert run["mlflow_run_id"] == killed_at["mlflow_run_id"]
+    finished = load_checkpoint(out_dir / "last.pt")
+    assert len(finished["history"]["alternating/loss_total"]) == 6
+
+
+def test_two_gloo_processes_train_together(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="cached", epochs=1, batch_size=2)
+    out_dir = tmp_path / "run"
+    proc = _launch(settings, toy_shards, out_dir, 2, tmp_path / "ddp.log")
+    assert proc.wait(timeout=600) == 0, (tmp_path / "ddp.log").read_text()[-3000:]
+    run = json.loads((out_dir / "run.json").read_text())
+    assert run["world_size"] == 2
+    client = mlflow.MlflowClient(tracking_uri=settings["tracking"]["uri"])
+    assert len(client.search_runs([client.get_experiment_by_name("test-pretrain").experiment_id])) == 1
