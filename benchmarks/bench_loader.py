@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, default_collate
 from torchvision import transforms
 from tqdm import tqdm
 
+from cg3d.config import settings_hash
 from cg3d.data import shards
 from cg3d.data.augment import PointAugment
 from cg3d.data.dataset import TripletDataset, subsample
@@ -97,7 +98,7 @@ def write_dataset(folder: Path, objects: int) -> list[Path]:
         "azimuths": [30.0 * v for v in range(VIEWS)],
         "elevations": [25.0] * VIEWS,
         "renderer": {"synthetic": True},
-        "config_hash": shards.config_hash({"bench": "loader", "objects": objects}),
+        "config_hash": settings_hash({"bench": "loader", "objects": objects}),
     }
     rng = np.random.default_rng(0)
     for shard, path in enumerate(tqdm(paths, desc="write shards", unit="shard")):

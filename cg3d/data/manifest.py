@@ -63,11 +63,15 @@ class MeshRecord:
         )
 
 
-def hash_split(object_id: str, test_fraction: float) -> str:
-    """Deterministic train/test split from the object id alone (stable across runs and machines)."""
+def _unit_hash(object_id: str) -> float:
+    """A number in [0, 1) from the object id alone: stable across runs, machines and datasets."""
     digest = hashlib.sha1(object_id.encode("utf-8")).digest()
-    unit = int.from_bytes(digest[:8], "big") / 2**64
-    return "test" if unit < test_fraction else "train"
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def hash_split(object_id: str, test_fraction: float) -> str:
+    """Deterministic train/test split from the object id alone."""
+    return "test" if _unit_hash(object_id) < test_fraction else "train"
 
 
 def shard_name(index: int) -> str:
@@ -75,8 +79,10 @@ def shard_name(index: int) -> str:
 
 
 def assign_shards(records: list[MeshRecord], objects_per_shard: int) -> list[tuple[str, MeshRecord]]:
-    """Sort by object id and cut into fixed-size shards, so shard contents are reproducible."""
-    ordered = sorted(records, key=lambda r: r.object_id)
+    """Order by a hash of the object id and cut into fixed-size shards: reproducible, and each
+    shard a mix of categories and sources (ids sort by source and name, so a plain sort would
+    fill a shard, and so a shuffle buffer, with one catalogue's chairs)."""
+    ordered = sorted(records, key=lambda r: (_unit_hash(r.object_id), r.object_id))
     ids = [r.object_id for r in ordered]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]

@@ -15,7 +15,6 @@ than decoded into garbage) and are written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -92,14 +91,6 @@ def schema_for(stage: str, depth: bool = False) -> pa.Schema:
     if stage == "views":
         return views_schema(depth)
     return POINTS_SCHEMA if stage == "points" else TRIPLET_SCHEMA
-
-
-def config_hash(settings: dict) -> str:
-    """Stable 16-hex-digit hash of settings, independent of key order and whitespace."""
-    canonical = json.dumps(
-        settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def points_to_bytes(points: np.ndarray) -> bytes:

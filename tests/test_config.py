@@ -1,0 +1,60 @@
+"""Config validation: the default and shipped configs pass; each mistake names its key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from cg3d.config import ConfigError, load_config, settings_hash, validate_config
+from workflow_config import REPO
+
+
+def default() -> dict:
+    return load_config(REPO / "config.yaml")
+
+
+def merged(overlay: dict) -> dict:
+    """What Snakemake does with --configfile: a deep update of the default."""
+
+    def update(base: dict, extra: dict) -> dict:
+        for key, value in extra.items():
+            base[key] = update(base.get(key, {}), value) if isinstance(value, dict) else value
+        return base
+
+    return update(default(), overlay)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    validate_config(merged(yaml.safe_load(path.read_text())))
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["render"].update(views="twelve"), "render.views"),
+        (lambda c: c["render"].update(viewz=3), "render.viewz"),
+        (lambda c: c.pop("points"), "points"),
+        (lambda c: c["datasets"].update(mine={"source": "folder"}), "datasets.mine.root"),
+        (lambda c: c["datasets"].update(mine={"source": "nope", "root": "x"}), "datasets.mine.source"),
+        (lambda c: c["build"].append("missing"), "build"),
+        (lambda c: c["pretrain"].update(dataset="missing"), "pretrain.dataset"),
+        (lambda c: c["pretrain"].update(schedule="fast"), "pretrain.schedule"),
+        (lambda c: c["data"].update(test_fraction=1.5), "data.test_fraction"),
+    ],
+)
+def test_mistakes_name_the_key(mutate, key):
+    config = copy.deepcopy(default())
+    mutate(config)
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        validate_config(config)
+
+
+def test_settings_hash_is_canonical():
+    a = settings_hash({"points": {"count": 8192}, "render": {"views": 12, "size": 224}})
+    b = settings_hash({"render": {"size": 224, "views": 12}, "points": {"count": 8192}})
+    c = settings_hash({"render": {"size": 224, "views": 10}, "points": {"count": 8192}})
+    assert a == b != c
+    assert len(a) == 16 and int(a, 16) >= 0
