@@ -44,6 +44,7 @@ from cg3d.config import settings_hash
 from cg3d.data import shards
 from cg3d.data.augment import PointAugment
 from cg3d.data.dataset import TripletDataset, subsample
+from cg3d.data.fps import farthest_point_sample
 
 OUT = Path(__file__).resolve().parent / "out" / "loader"
 POINTS = 8192
@@ -84,8 +85,9 @@ def render_like_pngs(count: int) -> list[bytes]:
     return pngs
 
 
-def write_dataset(folder: Path, objects: int) -> list[Path]:
-    """Write (or reuse) the shards; returns them in order."""
+def write_dataset(folder: Path, objects: int, fps_ordered: bool = False) -> list[Path]:
+    """Write (or reuse) the shards; returns them in order. ``fps_ordered`` stores each cloud in
+    farthest-point order, as the pipeline's points stage does (for the ``prefix`` method)."""
     shard_count = -(-objects // PER_SHARD)
     paths = [folder / f"shard-{i:05d}.parquet" for i in range(shard_count)]
     if all(p.exists() for p in paths):
@@ -99,6 +101,7 @@ def write_dataset(folder: Path, objects: int) -> list[Path]:
         "elevations": [25.0] * VIEWS,
         "renderer": {"synthetic": True},
         "config_hash": settings_hash({"bench": "loader", "objects": objects}),
+        "fps_ordered": fps_ordered,
     }
     rng = np.random.default_rng(0)
     for shard, path in enumerate(tqdm(paths, desc="write shards", unit="shard")):
@@ -107,6 +110,8 @@ def write_dataset(folder: Path, objects: int) -> list[Path]:
         rows = min(PER_SHARD, objects - shard * PER_SHARD)
         unit = rng.standard_normal((rows, POINTS, 3), dtype=np.float32)
         unit /= np.linalg.norm(unit, axis=2, keepdims=True)
+        if fps_ordered:
+            unit = np.stack([c[farthest_point_sample(c, POINTS, method="bucket")] for c in unit])
         ids = [f"obj-{shard * PER_SHARD + r:06d}" for r in range(rows)]
         table = pa.table(
             {
@@ -263,19 +268,21 @@ def main() -> None:
     print(f"\n## Loader throughput, one core, {args.small:,} objects, batches of {BATCH}\n")
     print("| subsample 8192 -> 1024 | views | streaming clouds/s | in-memory clouds/s | ratio |")
     print("|---|---|---:|---:|---:|")
-    baseline = InMemoryBaseline(small)
-    for fps in ("random", "bucket", "exact"):
+    ordered = write_dataset(args.out / f"triplets-fps-ordered-{args.small}", args.small, fps_ordered=True)
+    baselines = {"ordered": InMemoryBaseline(ordered), "plain": InMemoryBaseline(small)}
+    for fps in ("prefix", "random", "bucket", "exact"):
+        source = "ordered" if fps == "prefix" else "plain"
         for with_images in (False, True):
             contenders = {
-                "naive": baseline.batches(fps, with_images),
-                "streaming": streaming_batches(small, fps, with_images),
+                "naive": baselines[source].batches(fps, with_images),
+                "streaming": streaming_batches(ordered if fps == "prefix" else small, fps, with_images),
             }
             rates = race(contenders, args.seconds * (2 if fps == "exact" else 1))
             streaming, naive = rates["streaming"], rates["naive"]
             views = "decode 1 of 12, CLIP transform" if with_images else "not read"
             ratio = streaming / naive
             print(f"| {fps} | {views} | {streaming:,.0f} | {naive:,.0f} | {ratio:.2f} |")
-    del baseline
+    del baselines
 
     print("\n## Peak RSS over one epoch (random subsample, views decoded), fresh process each\n")
     print("| loader | objects | on disk GB | peak RSS MB | clouds/s |")

@@ -43,10 +43,12 @@ def stored_cloud(object_id: str) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, size=(STORED, 3)).astype(np.float32)
 
 
-def write_triplets(folder: Path, shard_sizes: list[int], views=None) -> list[Path]:
+def write_triplets(folder: Path, shard_sizes: list[int], views=None, fps_ordered=False) -> list[Path]:
     """Shards of objects "s<shard>-<row>"; every third object is in the test split; view v is a
-    solid image whose red channel is 40 * v."""
+    solid image whose red channel is 40 * v. ``fps_ordered`` stores clouds in FPS order, as the
+    points stage does."""
     meta = {
+        "fps_ordered": fps_ordered,
         "points_per_cloud": STORED,
         "image_size": IMAGE,
         "views": VIEWS,
@@ -67,7 +69,9 @@ def write_triplets(folder: Path, shard_sizes: list[int], views=None) -> list[Pat
                     "category": CATEGORIES[(shard + row) % 3],
                     "name": object_id,
                     "split": "test" if row % 3 == 0 else "train",
-                    "points": shards.points_to_bytes(stored_cloud(object_id)),
+                    "points": shards.points_to_bytes(
+                        fps_order(stored_cloud(object_id)) if fps_ordered else stored_cloud(object_id)
+                    ),
                     "normals": shards.points_to_bytes(np.tile([0.0, 1.0, 0.0], (STORED, 1))),
                     "views": views or VIEW_PNGS,
                     "captions": [f"a photo of {object_id}.", f"a rendering of {object_id}."],
@@ -77,6 +81,10 @@ def write_triplets(folder: Path, shard_sizes: list[int], views=None) -> list[Pat
         shards.write_shard(path, rows, "triplets", meta)
         paths.append(path)
     return paths
+
+
+def fps_order(cloud: np.ndarray) -> np.ndarray:
+    return cloud[farthest_point_sample(cloud, len(cloud), method="bucket")]
 
 
 def all_ids(shard_sizes: list[int], split: str | None = None) -> set[str]:
@@ -269,6 +277,22 @@ def test_subsampling_picks_stored_points(triplets):
         assert len(set(picked)) == 16 and set(picked) <= rows
     with pytest.raises(ValueError, match="num_points=100 exceeds the 64"):
         TripletDataset(paths, num_points=100)
+
+
+def test_prefix_of_fps_ordered_clouds_is_their_fps_subsample(tmp_path):
+    paths = write_triplets(tmp_path, [6, 4], fps_ordered=True)
+    samples = list(TripletDataset(paths, num_points=16, fps="prefix", augment=False, with_images=False))
+    assert len(samples) == 10
+    for sample in samples:
+        cloud = fps_order(stored_cloud(sample["object_id"]))
+        np.testing.assert_array_equal(sample["points"].numpy(), cloud[:16])
+        np.testing.assert_array_equal(sample["points"].numpy(), cloud[farthest_point_sample(cloud, 16, "bucket")])
+
+
+def test_prefix_refuses_clouds_not_in_fps_order(triplets):
+    _, paths = triplets
+    with pytest.raises(ShardError, match="not stored in farthest-point order"):
+        TripletDataset(paths, num_points=16, fps="prefix")
 
 
 def test_load_split_returns_arrays_for_evaluation(triplets):

@@ -42,7 +42,7 @@ from cg3d.data.augment import PointAugment
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError, column_to_points, count_rows, read_meta, read_table
 
-SUBSAMPLE_METHODS = ("bucket", "exact", "random")
+SUBSAMPLE_METHODS = ("prefix", "bucket", "exact", "random")
 
 
 def subsample(
@@ -50,11 +50,15 @@ def subsample(
 ) -> np.ndarray:
     """``count`` points of ``cloud`` by FPS or uniformly at random (a new array).
 
-    ``random_start`` varies the FPS seed point per call (training); otherwise FPS starts at
-    point 0 so evaluation is deterministic.
+    ``prefix`` takes the first ``count`` points of a cloud stored in farthest-point order (what
+    the points stage writes): the same points as bucket FPS, without running it per sample.
+    ``random_start`` varies the FPS seed point per call (training; exact FPS only, as the bucket
+    variant picks its own start); otherwise FPS starts at point 0 so evaluation is deterministic.
     """
     if count == len(cloud):
         return cloud.copy()
+    if method == "prefix":
+        return cloud[:count].copy()
     if method == "random":
         picked = rng.choice(len(cloud), count, replace=False)
     else:
@@ -130,7 +134,7 @@ class TripletDataset(IterableDataset):
         self.buffer_shards = buffer_shards
         self.rank, self.world_size = _resolve_rank(rank, world_size)
         self.epoch = 0
-        self.points_per_cloud = [_points_per_cloud(path, num_points) for path in self.paths]
+        self.points_per_cloud = [_points_per_cloud(path, num_points, fps) for path in self.paths]
         self.counts = [count_rows(path, split) for path in self.paths]
         self.total = sum(self.counts)
         if self.total < self.world_size:
@@ -272,7 +276,7 @@ def load_split(
     rng = np.random.default_rng(0)
     clouds, categories, object_ids = [], [], []
     for path in sorted(Path(p) for p in shard_paths):
-        stored = _points_per_cloud(path, num_points)
+        stored = _points_per_cloud(path, num_points, fps)
         table = read_table(path, columns=["object_id", "category", "split", "points"])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
@@ -289,11 +293,13 @@ def load_split(
     return EvalSplit(np.stack(clouds).astype(np.float32), labels, categories, object_ids)
 
 
-def _points_per_cloud(path: Path, num_points: int) -> int:
+def _points_per_cloud(path: Path, num_points: int, fps: str) -> int:
     """Points stored per cloud in a triplet shard, checked against the count to sample."""
     meta = read_meta(path)
     if meta["stage"] != "triplets":
         raise ShardError(path, f"is a {meta['stage']} shard where a triplets shard is needed")
+    if fps == "prefix" and not meta.get("fps_ordered"):
+        raise ShardError(path, "clouds are not stored in farthest-point order: use fps 'bucket' or 'exact'")
     stored = meta["points_per_cloud"]
     if num_points > stored:
         raise ValueError(f"num_points={num_points} exceeds the {stored} points stored in {path}")

@@ -23,6 +23,7 @@ from cg3d.config import settings_hash
 from cg3d.data import shards
 from cg3d.data.atomic import atomic_path
 from cg3d.data.captions import captions_for
+from cg3d.data.fps import farthest_point_sample
 from cg3d.data.geometry import BadMesh
 from cg3d.data.manifest import MeshRecord, read_manifest, write_manifest
 from cg3d.data.points import sample_surface
@@ -90,7 +91,11 @@ def render_shard(dataset: str, shard: str, manifest: Path, settings: dict, out: 
 
 
 def sample_shard(dataset: str, shard: str, manifest: Path, settings: dict, out: Path) -> None:
-    """Sample a surface point cloud with normals for every object of the shard."""
+    """Sample a surface point cloud with normals for every object of the shard.
+
+    Points are stored in farthest-point order, so any prefix is an FPS subsample: training and
+    evaluation take the first N points instead of running FPS per sample.
+    """
     count = settings["points"]["count"]
     skipped: list[dict] = []
     rows = []
@@ -100,6 +105,8 @@ def sample_shard(dataset: str, shard: str, manifest: Path, settings: dict, out: 
         except ValueError as error:
             _skip(skipped, record, "points", str(error))
             continue
+        order = farthest_point_sample(points, count, method="bucket")
+        points, normals = points[order], normals[order]
         rows.append(
             {
                 "object_id": record.object_id,
@@ -107,7 +114,12 @@ def sample_shard(dataset: str, shard: str, manifest: Path, settings: dict, out: 
                 "normals": shards.points_to_bytes(normals),
             }
         )
-    meta = {"points_per_cloud": count, "config_hash": settings_hash(settings), "skipped": skipped}
+    meta = {
+        "points_per_cloud": count,
+        "fps_ordered": True,
+        "config_hash": settings_hash(settings),
+        "skipped": skipped,
+    }
     shards.write_shard(out, rows, "points", meta)
 
 
@@ -141,6 +153,7 @@ def assemble_triplets(
         )
     meta = {key: views_meta[key] for key in shards.REQUIRED_META["views"]}
     meta["points_per_cloud"] = points_meta["points_per_cloud"]
+    meta["fps_ordered"] = points_meta.get("fps_ordered", False)
     meta["config_hash"] = settings_hash(
         {"views": views_meta["config_hash"], "points": points_meta["config_hash"], **settings}
     )
