@@ -100,7 +100,7 @@ def test_alternating_schedule_updates_both_parts(toy_shards, tmp_path):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(toy_shards, tmp_path):
     settings = tiny_settings(tmp_path, schedule="alternating", epochs=3)
     trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
-    real_loss = trainer.loss
+    real_loss = trainer.point_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -110,7 +110,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(toy_shards, tmp_pa
             losses["total"] = losses["total"] * float("nan")
         return losses
 
-    trainer.loss = poisoned
+    trainer.point_loss = poisoned
     with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
         trainer.run()
     state = load_checkpoint(tmp_path / "run" / "last.pt")

@@ -54,11 +54,12 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def phases(settings: dict) -> list[tuple[str, int]]:
-    """(phase, epochs) in order. Phases: 'alternating', 'prompts', 'points' (cached targets)."""
+    """(phase, epochs) in order. Phases: 'alternating', 'prompts', 'points' (3D encoder only;
+    its image targets come from the cache under the cached schedule, from CLIP otherwise)."""
     train = settings["pretrain"]
-    if train["schedule"] == "alternating":
-        return [("alternating", train["epochs"])]
     tune_prompts = settings["clip"]["prompt_tokens"] > 0 and train["loss_weights"]["image_text"] > 0
+    if train["schedule"] == "alternating":
+        return [("alternating" if tune_prompts else "points", train["epochs"])]
     prompt_epochs = train["prompt_epochs"] if tune_prompts else 0
     return [("prompts", prompt_epochs), ("points", train["epochs"])]
 
@@ -91,7 +92,9 @@ class Pretrainer:
         self.point_forward = (
             DistributedDataParallel(self.model.point_encoder) if info.world_size > 1 else self.model.point_encoder
         )
-        self.loss = CG3DLoss(**self.train["loss_weights"])
+        weights = self.train["loss_weights"]
+        self.point_loss = CG3DLoss(weights["point_text"], weights["point_image"], image_text=0.0)
+        self.prompt_loss = CG3DLoss(0.0, 0.0, weights["image_text"])
         self.shard_paths = shard_paths
         self.dataset = TripletDataset(
             shard_paths,
@@ -199,22 +202,21 @@ class Pretrainer:
                 with torch.no_grad():
                     image_features = self.model.encode_image(batch["image"].to(device))
             text_features = self.model.encode_text(batch["caption"])
-            losses = self.loss(
+            return self.point_loss(
                 self.model.logit_scale,
                 points=point_features,
                 images=image_features.to(point_features.dtype),
                 texts=text_features.to(point_features.dtype),
             )
-        losses.pop("image_text", None)
-        return losses
 
     def _prompts_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """Visual-prompt update on image-text."""
         with self.autocast:
             image_features = self.model.encode_image(batch["image"].to(self.info.device))
             text_features = self.model.encode_text(batch["caption"])
-            losses = self.loss(self.model.logit_scale, images=image_features, texts=text_features.to(image_features.dtype))
-        return {"image_text": losses["image_text"], "total": losses["image_text"]}
+            return self.prompt_loss(
+                self.model.logit_scale, images=image_features, texts=text_features.to(image_features.dtype)
+            )
 
     def _view_choice(self, batch: dict, micro: int) -> np.ndarray:
         rng = np.random.default_rng([self.train["seed"], self.info.rank, self.step, micro])
