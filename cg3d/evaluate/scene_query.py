@@ -1,0 +1,361 @@
+"""Language queries over scene point clouds: where in this room is "a chair"?
+
+A scene is cut into regions at several scales: farthest-point-sampled centres, each with its
+``k`` nearest scene points for every ``k`` in ``region_sizes`` (kNN patches hold a fixed number
+of points, so regions batch, and adapt to density, unlike balls). Each region is normalised to
+the unit sphere exactly as training clouds are, subsampled to the encoder's ``num_points``, and
+embedded by the CG3D 3D encoder. Each query (a class name) is embedded as the normalised mean of
+CLIP's text embeddings of every caption template filled with it, and scored against every
+region by cosine similarity. Scores spread back to points as a heat map: per point, the max (or
+mean) over all regions that contain it, across scales; points no region contains get the
+query's lowest region score.
+
+Per query: the best region; a localisation *hit* when that region's centre lies on the queried
+class; the region's *purity* (share of its points on that class); point-level average precision
+of the heat map (with its chance level, the class's share of the scene's points). Means over
+queries. Figures: a top-down view per scene (ground truth, then one heat map per query) and one
+coloured PLY per query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import trimesh
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from scipy.spatial import cKDTree
+
+from cg3d.config import settings_hash
+from cg3d.data.atomic import atomic_path
+from cg3d.data.captions import class_prompts
+from cg3d.data.dataset import subsample
+from cg3d.data.fps import farthest_point_sample
+from cg3d.data.points import normalise_to_unit_sphere
+from cg3d.evaluate.metrics import point_average_precision
+from cg3d.evaluate.scenes import Scene, compose_scenes, read_s3dis_room, s3dis_room_dirs
+from cg3d.models.cg3d import CG3D
+from cg3d.tracking import tracked_run, tracking_uri_from
+from cg3d.train.finetune import load_pretraining, pick_device
+
+log = logging.getLogger(__name__)
+
+SCENE_QUERY_DEFAULTS: dict = {
+    "source": "composed",           # composed | s3dis
+    # composed scenes, from the test split of the triplet shards
+    "scenes": 2,
+    "objects_per_scene": 4,
+    "categories": None,             # pin the categories every composed scene shows
+    "points_per_object": 2048,
+    "floor_points": 4096,
+    "object_size": [0.6, 1.5],      # metres, longest side, drawn uniformly per object
+    "gap": 0.5,                     # metres between neighbouring objects
+    "split": "test",
+    # S3DIS rooms
+    "s3dis_root": "resources/Stanford3dDataset_v1.2_Aligned_Version",
+    "s3dis_rooms": ["Area_5/office_1"],
+    "max_scene_points": 40960,      # larger rooms are randomly subsampled
+    # regions and scoring
+    "region_sizes": [1024, 2048],   # points per kNN region, one scale each
+    "regions_per_scale": 32,        # FPS centres
+    "num_points": 1024,             # points per region fed to the encoder
+    "fps": "bucket",
+    "heat": "max",                  # max | mean over the regions holding a point
+    "batch_size": 32,
+    "device": "auto",
+    "seed": 0,
+}
+HEAT_REDUCTIONS = ("max", "mean")
+_COLOURMAP = "inferno"
+
+
+def resolve_settings(section: dict | None) -> dict:
+    """``SCENE_QUERY_DEFAULTS`` overridden by ``section``; unknown keys are refused."""
+    section = dict(section or {})
+    unknown = sorted(set(section) - set(SCENE_QUERY_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown scene_query setting(s) {unknown}; known: {sorted(SCENE_QUERY_DEFAULTS)}")
+    resolved = {**SCENE_QUERY_DEFAULTS, **section}
+    if resolved["source"] not in ("composed", "s3dis"):
+        raise ValueError(f"scene_query.source must be 'composed' or 's3dis', got {resolved['source']!r}")
+    if resolved["heat"] not in HEAT_REDUCTIONS:
+        raise ValueError(f"scene_query.heat must be one of {HEAT_REDUCTIONS}, got {resolved['heat']!r}")
+    if not resolved["region_sizes"] or min(resolved["region_sizes"]) < resolved["num_points"]:
+        raise ValueError(
+            f"scene_query.region_sizes {resolved['region_sizes']} must each hold at least num_points="
+            f"{resolved['num_points']} points"
+        )
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------- regions
+
+
+def cut_regions(points: np.ndarray, sizes: Sequence[int], per_scale: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """FPS centre indices ``[R]`` and, per size, the kNN member indices ``[R, size]`` of each centre."""
+    if max(sizes) > len(points):
+        raise ValueError(f"region size {max(sizes)} exceeds the scene's {len(points)} points")
+    centres = farthest_point_sample(points, min(per_scale, len(points)), method="exact")
+    tree = cKDTree(points)
+    members = [tree.query(points[centres], k=size)[1].astype(np.int64) for size in sizes]
+    return centres, members
+
+
+def region_clouds(points: np.ndarray, members: np.ndarray, num_points: int, fps: str) -> np.ndarray:
+    """Each region normalised to the unit sphere and subsampled (deterministically) to ``num_points``."""
+    rng = np.random.default_rng(0)
+    return np.stack([
+        subsample(normalise_to_unit_sphere(points[indices]), num_points, fps, rng, random_start=False)
+        for indices in members
+    ]).astype(np.float32)
+
+
+@torch.no_grad()
+def embed_regions(model: CG3D, clouds: np.ndarray, batch_size: int) -> np.ndarray:
+    """L2-normalised 3D embeddings ``[R, E]`` of region clouds ``[R, N, 3]``."""
+    model.eval()
+    device = model.logit_scale.device
+    return torch.cat([
+        model.encode_points(torch.from_numpy(clouds[i : i + batch_size]).to(device)).float().cpu()
+        for i in range(0, len(clouds), batch_size)
+    ]).numpy()
+
+
+@torch.no_grad()
+def query_embeddings(model: CG3D, names: Sequence[str]) -> np.ndarray:
+    """Per class name, the normalised mean text embedding of its caption-template ensemble ``[Q, E]``."""
+    return torch.stack([
+        F.normalize(model.encode_text(class_prompts(name)).float().mean(dim=0), dim=-1) for name in names
+    ]).cpu().numpy()
+
+
+def spread_scores(num_points: int, members: Sequence[np.ndarray], scores: Sequence[np.ndarray],
+                  how: str = "max") -> np.ndarray:
+    """Per-point heat ``[num_points, Q]`` from per-region scores ``[R, Q]`` (one pair per scale).
+
+    A point takes the max (or mean) score of the regions holding it; points in no region take
+    the lowest region score of the query, so they rank last.
+    """
+    if how not in HEAT_REDUCTIONS:
+        raise ValueError(f"heat reduction must be one of {HEAT_REDUCTIONS}, got {how!r}")
+    queries = scores[0].shape[1]
+    total = np.zeros((num_points, queries))
+    hits = np.zeros(num_points)
+    best = np.full((num_points, queries), -np.inf)
+    for indices, region_scores in zip(members, scores):
+        flat = indices.ravel()
+        values = np.repeat(region_scores, indices.shape[1], axis=0)
+        np.add.at(total, flat, values)
+        np.add.at(hits, flat, 1)
+        np.maximum.at(best, flat, values)
+    floor = np.min([s.min(axis=0) for s in scores], axis=0)
+    covered = hits > 0
+    heat = np.tile(floor, (num_points, 1))
+    heat[covered] = best[covered] if how == "max" else total[covered] / hits[covered, None]
+    return heat
+
+
+def query_scene(model: CG3D, scene: Scene, settings: dict) -> dict:
+    """Score every query of ``scene`` against its regions; the heat map and per-query results.
+
+    ``settings``: resolved scene_query settings (``region_sizes``, ``regions_per_scale``,
+    ``num_points``, ``fps``, ``heat``, ``batch_size``). Returns ``{"heat": [N, Q], "queries":
+    [...], "means": {...}, "regions": {...}}``.
+    """
+    if not scene.queries:
+        raise ValueError(f"scene {scene.name!r} has no class to query")
+    centres, members = cut_regions(scene.points, settings["region_sizes"], settings["regions_per_scale"])
+    texts = query_embeddings(model, scene.queries)
+    scores = [
+        embed_regions(model, region_clouds(scene.points, m, settings["num_points"], settings["fps"]),
+                      settings["batch_size"]) @ texts.T
+        for m in members
+    ]
+    heat = spread_scores(len(scene.points), members, scores, settings["heat"])
+    all_scores = np.concatenate(scores)  # [scales * R, Q], scale-major
+    per_query = []
+    for q, name in enumerate(scene.queries):
+        truth = scene.mask(name)
+        best = int(all_scores[:, q].argmax())
+        scale, region = divmod(best, len(centres))
+        region_members = members[scale][region]
+        centre = int(centres[region])
+        per_query.append({
+            "query": name,
+            "best_region": {"scale": int(settings["region_sizes"][scale]), "centre": scene.points[centre].tolist(),
+                            "score": float(all_scores[best, q])},
+            "hit": bool(truth[centre]),
+            "purity": float(truth[region_members].mean()),
+            "ap": point_average_precision(heat[:, q], truth),
+            "ap_chance": float(truth.mean()),
+        })
+    means = {key: float(np.mean([r[key] for r in per_query])) for key in ("hit", "purity", "ap", "ap_chance")}
+    return {"heat": heat, "queries": per_query, "means": means,
+            "regions": {"per_scale": len(centres), "sizes": list(settings["region_sizes"])}}
+
+
+# ---------------------------------------------------------------------------------------- outputs
+
+
+def heat_colours(values: np.ndarray) -> np.ndarray:
+    """RGBA uint8 ``[N, 4]`` of one query's heat, stretched over its own min..max."""
+    low, high = float(values.min()), float(values.max())
+    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return (colormaps[_COLOURMAP](unit) * 255).round().astype(np.uint8)
+
+
+def write_heat_ply(points: np.ndarray, values: np.ndarray, path: Path) -> Path:
+    """The scene's points coloured by one query's heat, as a binary PLY (opens in MeshLab, CloudCompare)."""
+    cloud = trimesh.PointCloud(points, colors=heat_colours(values))
+    with atomic_path(path) as tmp:
+        cloud.export(file_obj=str(tmp), file_type="ply")
+    return path
+
+
+def plot_scene_queries(scene: Scene, result: dict, path: Path) -> Path:
+    """Top-down views: ground-truth classes, then each query's heat map with its best region."""
+    across = [axis for axis in range(3) if axis != scene.up_axis]
+    xy = scene.points[:, across]
+    order = np.argsort(scene.points[:, scene.up_axis])  # draw low points first, so tops stay visible
+    panels = 1 + len(result["queries"])
+    columns = min(panels, 4)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(3.6 * columns, 3.4 * rows))
+    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(panels)]
+    palette = colormaps["tab20"]
+    axes[0].scatter(*xy[order].T, s=1, c=palette(scene.labels[order] % 20), rasterized=True)
+    for index, name in enumerate(scene.class_names):
+        axes[0].scatter([], [], s=1, color=palette(index % 20), label=name)  # legend entries only
+    axes[0].legend(fontsize=6, markerscale=6, loc="best")
+    axes[0].set_title(f"{scene.name}: classes", fontsize=9)
+    for q, (ax, query) in enumerate(zip(axes[1:], result["queries"])):
+        ax.scatter(*xy[order].T, s=1, c=heat_colours(result["heat"][order, q]) / 255.0, rasterized=True)
+        centre = np.asarray(query["best_region"]["centre"])[across]
+        ax.scatter(*centre, marker="*", s=160, facecolor="cyan" if query["hit"] else "white", edgecolor="black")
+        ax.set_title(f"\"{query['query']}\"  AP {query['ap']:.2f}  {'hit' if query['hit'] else 'miss'}",
+                     fontsize=9)
+    for ax in axes:
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if scene.up_axis == 1:
+            ax.invert_yaxis()  # seen from above a +Y-up scene, +Z points towards the viewer's feet
+    figure.suptitle("seen from above; colour: query-region cosine, dark = lowest to bright = highest per query; "
+                    "star: best region's centre (cyan when on the queried object)", fontsize=8)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "query"
+
+
+# ------------------------------------------------------------------------------------ entry point
+
+
+def load_scenes(cfg: dict, shard_paths: Sequence[str | Path]) -> list[Scene]:
+    """The scenes the settings describe: composed from the shards, or S3DIS rooms."""
+    if cfg["source"] == "s3dis":
+        return [read_s3dis_room(folder, cfg["max_scene_points"], cfg["seed"])
+                for folder in s3dis_room_dirs(cfg["s3dis_root"], cfg["s3dis_rooms"])]
+    return compose_scenes(
+        shard_paths, cfg["scenes"], cfg["objects_per_scene"], cfg["points_per_object"], cfg["floor_points"],
+        tuple(cfg["object_size"]), cfg["gap"], cfg["seed"], cfg["split"], cfg["categories"], cfg["fps"],
+    )
+
+
+def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpoint: str | Path,
+                out_dir: str | Path) -> dict:
+    """Run language queries over every scene; write per-scene results and a summary.
+
+    ``settings`` is shaped like the pipeline config: ``scene_query`` (keys and defaults in
+    :data:`SCENE_QUERY_DEFAULTS`: ``source`` composed|s3dis; composed: ``scenes`` 2,
+    ``objects_per_scene`` 4, ``categories`` null, ``points_per_object`` 2048, ``floor_points``
+    4096, ``object_size`` [0.6, 1.5], ``gap`` 0.5, ``split`` test; S3DIS: ``s3dis_root``,
+    ``s3dis_rooms`` ["Area_5/office_1"], ``max_scene_points`` 40960; regions: ``region_sizes``
+    [1024, 2048], ``regions_per_scale`` 32, ``num_points`` 1024, ``fps`` bucket, ``heat``
+    max|mean, ``batch_size`` 32, ``device`` auto, ``seed`` 0), ``name`` (the MLflow experiment,
+    default "cg3d") and ``tracking.uri``. ``shard_paths`` are unused for S3DIS.
+
+    Writes into ``out_dir``: ``scene_query_<scene>.json``, ``scene_query_<scene>.png`` and
+    ``scene_query_<scene>/<query>.ply`` per scene, and ``scene_query.json`` (means over scenes,
+    file list). One MLflow run, stage ``scene_query``, parented to the pretraining run.
+    """
+    cfg = resolve_settings(settings.get("scene_query"))
+    out_dir = Path(out_dir)
+    state = load_pretraining(pretrain_checkpoint)
+    pretrain_summary = state.get("summary", {})
+    model = CG3D.from_trainable_state(state, device=pick_device(cfg["device"]))
+    scenes = load_scenes(cfg, shard_paths)
+    provenance = {
+        "checkpoint": str(pretrain_checkpoint),
+        "encoder": state["spec"]["encoder"],
+        "pretrain_run_id": pretrain_summary.get("mlflow_run_id"),
+        **model.clip_info,
+    }
+    started = time.perf_counter()
+    with tracked_run(
+        tracking_uri=tracking_uri_from(settings.get("tracking", {}).get("uri")),
+        experiment=settings.get("name", "cg3d"),
+        stage="scene_query",
+        run_name=f"scene-query-{cfg['source']}",
+        config_hash=settings_hash(settings),
+        parent_run_id=pretrain_summary.get("mlflow_run_id"),
+    ) as tracker:
+        tracker.log_params({"scene_query": cfg, "pretrain_checkpoint": str(pretrain_checkpoint)})
+        per_scene = {}
+        for scene in scenes:
+            result = query_scene(model, scene, cfg)
+            stem = f"scene_query_{scene.name}"
+            files = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}.png",
+                     "ply": {q["query"]: out_dir / stem / f"{_slug(q['query'])}.ply" for q in result["queries"]}}
+            for q, query in enumerate(result["queries"]):
+                write_heat_ply(scene.points, result["heat"][:, q], files["ply"][query["query"]])
+            plot_scene_queries(scene, result, files["png"])
+            record = {
+                "scene": scene.name,
+                "source": scene.source,
+                "points": len(scene.points),
+                "class_names": list(scene.class_names),
+                "regions": result["regions"],
+                "queries": result["queries"],
+                "means": result["means"],
+                "heat_range": [float(result["heat"].min()), float(result["heat"].max())],
+                "files": {"png": str(files["png"]), "ply": {k: str(v) for k, v in files["ply"].items()}},
+                "provenance": provenance,
+                "mlflow_run_id": tracker.run_id,
+            }
+            with atomic_path(files["json"]) as tmp:
+                tmp.write_text(json.dumps(record, indent=2) + "\n")
+            tracker.log_metrics({f"{scene.name}/{k}": v for k, v in result["means"].items()})
+            tracker.log_artifact(files["json"], "scenes")
+            tracker.log_artifact(files["png"], "scenes")
+            per_scene[scene.name] = record
+            log.info("scene %s: %s", scene.name, json.dumps(result["means"]))
+        means = {key: float(np.mean([r["means"][key] for r in per_scene.values()]))
+                 for key in ("hit", "purity", "ap", "ap_chance")}
+        tracker.log_metrics(means)
+        summary = {
+            "stage": "scene_query",
+            "source": cfg["source"],
+            "scenes": {name: {"means": r["means"], "json": str(out_dir / f"scene_query_{name}.json")}
+                       for name, r in per_scene.items()},
+            "means": means,
+            "settings": cfg,
+            "provenance": provenance,
+            "seconds": time.perf_counter() - started,
+            "mlflow_run_id": tracker.run_id,
+        }
+        with atomic_path(out_dir / "scene_query.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tracker.log_artifact(out_dir / "scene_query.json")
+    return summary
