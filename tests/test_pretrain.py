@@ -147,7 +147,8 @@ def test_killed_run_resumes_from_checkpoint(toy_shards, tmp_path):
     second = _launch(settings, toy_shards, out_dir, 1, tmp_path / "second.log")
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
     log = (tmp_path / "second.log").read_text()
-    assert f"resumed from {out_dir / 'last.pt'} at phase 0 epoch {killed_at['epoch']}" in log
+    resumed_at = f"phase {killed_at['phase_index']} epoch {killed_at['epoch']}"
+    assert f"resumed from {out_dir / 'last.pt'} at {resumed_at}" in log
     run = json.loads((out_dir / "run.json").read_text())
     assert run["mlflow_run_id"] == killed_at["mlflow_run_id"]
     finished = load_checkpoint(out_dir / "last.pt")

