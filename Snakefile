@@ -19,9 +19,14 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/points.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:
     input:
         [dataset_done(name) for name in config["build"]],
         rules.pretrain.output.checkpoint,
+        [f"{RESULTS}/{target}.json" for target in config["evaluate"]["targets"]],
+        rules.scene_query.output.summary,
+        f"{RESULTS}/finetune_{config['finetune']['dataset']}.json",

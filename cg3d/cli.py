@@ -65,6 +65,42 @@ def _pretrain(args) -> None:
     print(json.dumps(summary["final"], indent=2))
 
 
+def _zeroshot(args) -> None:
+    from cg3d.evaluate.zeroshot import evaluate_zeroshot
+
+    document = evaluate_zeroshot(
+        args.settings, Path(args.checkpoint), Path(args.run), Path(args.out), Path(args.confusion),
+        points=[Path(p) for p in args.points], manifest=Path(args.manifest) if args.manifest else None,
+    )  # fmt: skip
+    print(json.dumps({"metrics": document["metrics"], "counts": document["counts"]}, indent=2))
+
+
+def _retrieval(args) -> None:
+    from cg3d.evaluate.retrieval import evaluate_retrieval
+
+    document = evaluate_retrieval(
+        args.settings, Path(args.checkpoint), Path(args.run), [Path(p) for p in args.triplets],
+        Path(args.out), Path(args.gallery),
+    )  # fmt: skip
+    print(json.dumps(document["metrics"], indent=2))
+
+
+def _finetune(args) -> None:
+    from cg3d.train.finetune import finetune
+
+    document = finetune(
+        args.settings, [Path(p) for p in args.triplets], Path(args.checkpoint), Path(args.out), Path(args.work_dir)
+    )
+    print(json.dumps(document["difference"], indent=2))
+
+
+def _scene_query(args) -> None:
+    from cg3d.evaluate.scene_query import scene_query
+
+    summary = scene_query(args.settings, [Path(p) for p in args.triplets], Path(args.checkpoint), Path(args.out_dir))
+    print(json.dumps(summary["means"], indent=2))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cg3d", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -90,6 +126,17 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--triplets", nargs="+", required=True)
     pretrain = stage("pretrain", _pretrain, "pretrain the 3D encoder (run under torchrun)", "settings", "out_dir")
     pretrain.add_argument("--shards", nargs="+", required=True)
+    evaluation = ("settings", "checkpoint", "run", "out")
+    zeroshot = stage("zeroshot", _zeroshot, "zero-shot classification of a checkpoint", *evaluation, "confusion")
+    zeroshot.add_argument("--manifest", help="a pipeline dataset's manifest (not for ScanObjectNN)")
+    zeroshot.add_argument("--points", nargs="*", default=[], help="that dataset's point shards")
+    retrieval = stage("retrieval", _retrieval, "text/image/3D retrieval of a checkpoint", *evaluation, "gallery")
+    retrieval.add_argument("--triplets", nargs="+", required=True)
+    finetune = stage("finetune", _finetune, "fine-tune from the checkpoint and from scratch", "settings",
+                     "checkpoint", "out", "work_dir")
+    finetune.add_argument("--triplets", nargs="+", required=True)
+    scene = stage("scene-query", _scene_query, "language queries over scenes", "settings", "checkpoint", "out_dir")
+    scene.add_argument("--triplets", nargs="+", required=True)
     return parser
 
 

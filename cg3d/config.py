@@ -44,13 +44,50 @@ def validate_config(config: dict) -> dict:
     problems = [f"config key '{_key(e)}': {e.message}" for e in errors]
     datasets = config.get("datasets", {})
     references = [("build", name) for name in config.get("build", [])]
-    references.append(("pretrain.dataset", config.get("pretrain", {}).get("dataset")))
+    for section in ("pretrain", "finetune", "scene_query"):
+        references.append((f"{section}.dataset", config.get(section, {}).get("dataset")))
+    references += _evaluation_references(config.get("evaluate", {}))
     for key, name in references:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
+    problems += _evaluation_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
+
+
+def _evaluation_references(evaluate: dict) -> list[tuple[str, str]]:
+    """(config key, dataset name) of every evaluation that reads a dataset of the pipeline."""
+    zeroshot = evaluate.get("zeroshot", {})
+    references = [
+        (f"evaluate.zeroshot.{entry}.dataset", options["dataset"])
+        for entry, options in zeroshot.items()
+        if isinstance(options, dict) and "dataset" in options
+    ]
+    return references + [(f"evaluate.retrieval.{name}", name) for name in evaluate.get("retrieval", {})]
+
+
+def _evaluation_problems(config: dict) -> list[str]:
+    """`evaluate.targets` must name configured evaluations; retrieval views must be rendered."""
+    evaluate = config.get("evaluate", {})
+    configured = {f"zeroshot_{name}" for name in evaluate.get("zeroshot", {})}
+    configured |= {f"retrieval_{name}" for name in evaluate.get("retrieval", {})}
+    problems = [
+        f"config key 'evaluate.targets': '{target}' is not zeroshot_<key of evaluate.zeroshot> "
+        f"or retrieval_<key of evaluate.retrieval>"
+        for target in evaluate.get("targets", [])
+        if target not in configured
+    ]
+    rendered = config.get("render", {}).get("views")
+    for name, options in evaluate.get("retrieval", {}).items():
+        views = options.get("views", []) if isinstance(options, dict) else []
+        beyond = [v for v in views if isinstance(rendered, int) and isinstance(v, int) and v >= rendered]
+        if beyond:
+            problems.append(
+                f"config key 'evaluate.retrieval.{name}.views': {beyond} are not rendered "
+                f"(render.views is {rendered})"
+            )
+    return problems
 
 
 def load_config(path: str | Path) -> dict:

@@ -109,6 +109,7 @@ def tracked_run(
     tags = {"stage": stage, "config_hash": config_hash, "git_commit": git_commit()}
     if parent_run_id:
         tags["parent_run_id"] = parent_run_id
+        tags["mlflow.parentRunId"] = parent_run_id  # MLflow's own nesting tag: the UI nests the run
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name, tags=tags) as run:
         log.info("MLflow run %s (%s) at %s", run.info.run_id, stage, tracking_uri)
         yield Tracker(run)

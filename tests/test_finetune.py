@@ -15,11 +15,11 @@ from cg3d.data.augment import PointAugment
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
 from cg3d.models.cg3d import CG3D
+from cg3d.train.checkpoint import load_pretraining
 from cg3d.train.finetune import (
     PointClassifier,
     build_classifier,
     finetune,
-    load_pretraining,
     predict_logits,
     resolve_settings,
     select_classes,

@@ -44,7 +44,8 @@ from cg3d.evaluate.metrics import point_average_precision
 from cg3d.evaluate.scenes import Scene, compose_scenes, read_s3dis_room, s3dis_room_dirs
 from cg3d.models.cg3d import CG3D
 from cg3d.tracking import tracked_run, tracking_uri_from
-from cg3d.train.finetune import load_pretraining, pick_device
+from cg3d.train.checkpoint import load_pretraining
+from cg3d.train.distributed import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_chec
     out_dir = Path(out_dir)
     state = load_pretraining(pretrain_checkpoint)
     pretrain_summary = state.get("summary", {})
-    model = CG3D.from_trainable_state(state, device=pick_device(cfg["device"]))
+    model = CG3D.from_trainable_state(state, device=resolve_device(cfg["device"]))
     scenes = load_scenes(cfg, shard_paths)
     provenance = {
         "checkpoint": str(pretrain_checkpoint),

@@ -25,6 +25,15 @@ class DistInfo:
         return self.rank == 0
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes the GPU when there is one; ``cuda`` without one is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device is {name!r} but torch sees no CUDA device")
+    return torch.device(name)
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the process group torchrun describes (if any) and pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

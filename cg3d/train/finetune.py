@@ -40,7 +40,8 @@ from cg3d.evaluate.metrics import class_mean_accuracy, confusion_matrix, per_cla
 from cg3d.evaluate.plots import plot_confusion, plot_loss_curves
 from cg3d.models.factory import build_point_encoder
 from cg3d.tracking import tracked_run, tracking_uri_from
-from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
+from cg3d.train.checkpoint import load_pretraining, save_checkpoint
+from cg3d.train.distributed import resolve_device
 from cg3d.train.optim import point_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -113,25 +114,6 @@ class PointClassifier(nn.Module):
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder.features(points))
-
-
-def load_pretraining(path: str | Path) -> dict:
-    """The trainable state (spec, CLIP identity, weights, run summary) of a pretraining ``checkpoint.pt``."""
-    state = load_checkpoint(path)
-    if state is None:
-        raise FileNotFoundError(f"no pretraining checkpoint at {path}: run pretraining first")
-    missing = {"spec", "clip_info", "point_encoder"} - set(state)
-    if missing:
-        raise ValueError(f"{path} is not a finished CG3D checkpoint (lacks {sorted(missing)}): pass the "
-                         "checkpoint.pt that pretraining writes at its end, not last.pt")
-    return state
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def encoder_from_checkpoint(state: dict, pretrained: bool) -> nn.Module:
@@ -323,7 +305,7 @@ def finetune(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpo
     out_path_json, work_dir = Path(out_path_json), Path(work_dir)
     state = load_pretraining(pretrain_checkpoint)
     pretrain_summary = state.get("summary", {})
-    device = pick_device(cfg["device"])
+    device = resolve_device(cfg["device"])
 
     by_split = _categories_by_split(shard_paths)
     classes, category_class = select_classes(by_split.get("train", []), cfg["label_map"], cfg["min_per_class"],

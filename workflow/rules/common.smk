@@ -39,3 +39,18 @@ def shards_of(dataset):
 
 def dataset_done(dataset):
     return f"{DATA}/{dataset}/summary.json"
+
+
+# Sources that a rule downloads (fetch_sh3d); any other dataset must already be on disk.
+FETCHED_SOURCES = {"sh3d"}
+
+
+def require_on_disk(dataset):
+    """Fail while the DAG is built, not after pretraining, when a dataset no rule can fetch is absent.
+
+    The message says where to put the dataset and which config key points there."""
+    from cg3d.data.sources import make_source
+
+    options = dataset_options(dataset)
+    if options["source"] not in FETCHED_SOURCES and "root" in options:
+        make_source(dataset, options).require_root()

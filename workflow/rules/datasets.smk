@@ -13,6 +13,7 @@ rule fetch_sh3d:
 
 
 def manifest_inputs(wildcards):
+    require_on_disk(wildcards.dataset)
     options = dataset_options(wildcards.dataset)
     if options["source"] == "sh3d":
         return {"fetched": f"{options['root']}/.fetched"}

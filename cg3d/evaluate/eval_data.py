@@ -1,0 +1,210 @@
+"""The clouds an evaluation scores, read from the pipeline's shards or from ScanObjectNN's h5 files.
+
+Whatever the source, a cloud is prepared as training prepared it: normalised to the unit sphere
+(centre of the bounding box, farthest point at distance 1) and cut to ``num_points`` by exact
+farthest point sampling from point 0, so an evaluation is deterministic. Shard clouds are stored
+normalised already (normalising again changes nothing); ScanObjectNN's are not.
+
+Sources:
+
+* ``points/<shard>.parquet`` + the manifest: zero-shot needs no renders, so any mesh dataset is
+  evaluated from its point shards alone;
+* ``triplets/<shard>.parquet``: retrieval, which also needs the rendered views and captions;
+* ScanObjectNN's release (``h5_files``): ``main_split/{training,test}_objectdataset_augmentedrot_scale75.h5``
+  (PB_T50_RS), ``main_split/{training,test}_objectdataset.h5`` (OBJ_BG) and
+  ``main_split_nobg/...`` (OBJ_ONLY), each holding ``data`` (N, 2048, 3) and ``label`` (N,).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from cg3d.data.fps import farthest_point_sample
+from cg3d.data.manifest import read_manifest
+from cg3d.data.points import normalise_to_unit_sphere
+from cg3d.data.shards import ShardError, column_to_points, read_meta, read_table
+
+SCANOBJECTNN_CLASSES: tuple[str, ...] = (
+    "bag", "bin", "box", "cabinet", "chair", "desk", "display", "door",
+    "shelf", "table", "bed", "pillow", "sink", "sofa", "toilet",
+)  # fmt: skip
+"""ScanObjectNN's 15 classes in the order of its integer labels (the release's shape_names)."""
+
+SCANOBJECTNN_VARIANTS: dict[str, tuple[str, str]] = {
+    "PB_T50_RS": ("main_split", "objectdataset_augmentedrot_scale75.h5"),
+    "OBJ_BG": ("main_split", "objectdataset.h5"),
+    "OBJ_ONLY": ("main_split_nobg", "objectdataset.h5"),
+}
+_SCANOBJECTNN_SPLITS = {"train": "training", "test": "test"}
+
+
+class EvalDataMissing(FileNotFoundError):
+    """Evaluation data is not where the config says; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class EvalClouds:
+    """Prepared clouds with what is known about each object.
+
+    ``label_set`` is the class list the dataset publishes, in its published order (empty when
+    the classes are just the categories found).
+    """
+
+    points: np.ndarray  # float32 [M, num_points, 3]
+    categories: list[str]
+    names: list[str]
+    object_ids: list[str]
+    missing: int = 0  # objects of the split that a data stage skipped
+    label_set: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetrievalSplit:
+    """A split of triplet shards: clouds, captions and the chosen rendered views (PNG bytes)."""
+
+    clouds: EvalClouds
+    captions: list[list[str]]
+    views: dict[int, list[bytes]]  # view index -> one PNG per object
+
+
+def prepare_cloud(cloud: np.ndarray, num_points: int) -> np.ndarray:
+    """Unit-sphere normalised, then ``num_points`` points by exact FPS from point 0 (float32)."""
+    cloud = np.asarray(cloud, dtype=np.float32)
+    if cloud.ndim != 2 or cloud.shape[1] != 3:
+        raise ValueError(f"a cloud must have shape [N, 3], got {cloud.shape}")
+    if len(cloud) < num_points:
+        raise ValueError(f"evaluate.num_points={num_points} exceeds the {len(cloud)} points of a cloud")
+    normalised = normalise_to_unit_sphere(cloud)
+    if len(cloud) == num_points:
+        return normalised
+    return normalised[farthest_point_sample(normalised, num_points, method="exact", start=0)]
+
+
+def _prepare_all(clouds, num_points: int, what: str) -> np.ndarray:
+    prepared = [prepare_cloud(c, num_points) for c in tqdm(clouds, desc=f"FPS {what}", unit="cloud")]
+    return np.stack(prepared) if prepared else np.empty((0, num_points, 3), dtype=np.float32)
+
+
+def _prepared_column(path: Path, table: pa.Table, stage: str, num_points: int) -> np.ndarray:
+    """A shard's (already filtered) clouds, prepared; the full-size clouds are let go at once."""
+    try:
+        clouds = column_to_points(table.column("points"), _stored_points(path, stage))
+    except ValueError as error:
+        raise ShardError(path, str(error)) from error
+    return _prepare_all(clouds, num_points, path.name)
+
+
+def _stored_points(path: Path, stage: str) -> int:
+    meta = read_meta(path)
+    if meta["stage"] != stage:
+        raise ShardError(path, f"is a {meta['stage']} shard where a {stage} shard is needed")
+    return meta["points_per_cloud"]
+
+
+def clouds_from_points_shards(
+    points_paths: Sequence[str | os.PathLike], manifest: str | os.PathLike, split: str, num_points: int
+) -> EvalClouds:
+    """The split's objects from point shards, with category and name from the manifest."""
+    records = {r.object_id: r for r in read_manifest(Path(manifest)) if r.split == split}
+    if not records:
+        raise ValueError(f"the manifest {manifest} has no objects in split {split!r}")
+    split_ids = pa.array(list(records), type=pa.string())
+    prepared, ids = [], []
+    for path in sorted(Path(p) for p in points_paths):
+        table = read_table(path, columns=["object_id", "points"])
+        table = table.filter(pc.is_in(table.column("object_id"), value_set=split_ids))
+        prepared.append(_prepared_column(path, table, "points", num_points))
+        ids.extend(table.column("object_id").to_pylist())
+    if not ids:
+        raise ValueError(f"no point cloud of split {split!r} in {len(points_paths)} point shards")
+    return EvalClouds(
+        points=np.concatenate(prepared),
+        categories=[records[i].category for i in ids],
+        names=[records[i].name for i in ids],
+        object_ids=ids,
+        missing=len(records) - len(ids),
+    )
+
+
+def retrieval_split(
+    triplet_paths: Sequence[str | os.PathLike], split: str, num_points: int, views: Sequence[int]
+) -> RetrievalSplit:
+    """The split's objects from triplet shards with their captions and the ``views`` asked for."""
+    wanted = sorted(set(views))
+    prepared, ids, categories, names, captions = [], [], [], [], []
+    chosen: dict[int, list[bytes]] = {v: [] for v in wanted}
+    for path in sorted(Path(p) for p in triplet_paths):
+        stored_views = read_meta(path)["views"]
+        beyond = [v for v in wanted if not 0 <= v < stored_views]
+        if beyond:
+            raise ValueError(
+                f"views {beyond} asked for (config key: evaluate.retrieval.<dataset>.views), but "
+                f"{path} holds {stored_views} views per object (render.views)"
+            )
+        table = read_table(path, columns=["object_id", "category", "name", "split", "points", "views", "captions"])
+        table = table.filter(pc.equal(table.column("split"), split))
+        prepared.append(_prepared_column(path, table, "triplets", num_points))
+        ids.extend(table.column("object_id").to_pylist())
+        categories.extend(table.column("category").to_pylist())
+        names.extend(table.column("name").to_pylist())
+        captions.extend(table.column("captions").to_pylist())
+        for v in wanted:
+            chosen[v].extend(pc.list_element(table.column("views"), v).to_pylist())
+    if not ids:
+        raise ValueError(f"no object of split {split!r} in {len(triplet_paths)} triplet shards")
+    clouds = EvalClouds(np.concatenate(prepared), categories, names, ids)
+    return RetrievalSplit(clouds, captions, chosen)
+
+
+def scanobjectnn_file(
+    root: str | os.PathLike, variant: str, split: str, key: str = "evaluate.zeroshot.<name>.root"
+) -> Path:
+    """The h5 file of one ScanObjectNN variant and split; when absent, an error naming the file
+    and the config ``key`` that points at ``root``."""
+    if variant not in SCANOBJECTNN_VARIANTS:
+        raise ValueError(f"unknown ScanObjectNN variant {variant!r}; one of {sorted(SCANOBJECTNN_VARIANTS)}")
+    if split not in _SCANOBJECTNN_SPLITS:
+        raise ValueError(f"unknown ScanObjectNN split {split!r}; one of {sorted(_SCANOBJECTNN_SPLITS)}")
+    folder, suffix = SCANOBJECTNN_VARIANTS[variant]
+    path = Path(root) / folder / f"{_SCANOBJECTNN_SPLITS[split]}_{suffix}"
+    if not path.is_file():
+        raise EvalDataMissing(
+            f"ScanObjectNN {variant} {split} split not found at {path} (config key: {key}, "
+            f"now {root}). Download the release's h5_files.zip "
+            f"(https://hkust-vgd.github.io/scanobjectnn/) and unzip it so that "
+            f"<root>/{folder}/{path.name} exists."
+        )
+    return path
+
+
+def clouds_from_scanobjectnn(root: str | os.PathLike, variant: str, split: str, num_points: int) -> EvalClouds:
+    """One split of a ScanObjectNN variant, read straight from the release's h5 file."""
+    path = scanobjectnn_file(root, variant, split)
+    try:
+        with h5py.File(path, "r") as h5:
+            data = np.asarray(h5["data"], dtype=np.float32)
+            labels = np.asarray(h5["label"]).reshape(-1)
+    except (OSError, KeyError) as error:
+        raise ValueError(f"{path} is not a ScanObjectNN h5 file with 'data' and 'label' ({error})") from error
+    if data.ndim != 3 or data.shape[2] != 3 or len(data) != len(labels):
+        raise ValueError(f"{path}: data {data.shape} and label {labels.shape} do not describe N clouds")
+    classes = len(SCANOBJECTNN_CLASSES)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"{path}: labels must be integers in [0, {classes})")
+    categories = [SCANOBJECTNN_CLASSES[label] for label in labels]
+    return EvalClouds(
+        points=_prepare_all(data, num_points, f"ScanObjectNN {variant} {split}"),
+        categories=categories,
+        names=categories,
+        object_ids=[f"scanobjectnn/{variant}/{split}/{i:05d}" for i in range(len(labels))],
+        label_set=SCANOBJECTNN_CLASSES,
+    )

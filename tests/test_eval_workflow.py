@@ -1,0 +1,160 @@
+"""Evaluations as Snakemake steps: a real run from meshes through pretraining to zero-shot and
+retrieval results, then dry runs that show which rules a changed setting reruns, and the
+at-once failure for a dataset that is not on disk."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import mlflow
+import pytest
+from layouts import write_modelnet_raw
+from test_workflow import snakemake, yaml_default
+from workflow_config import small_config, write_config
+
+from cg3d.config import ConfigError, validate_config
+from cg3d.evaluate.results import read_results
+
+TARGETS = ("results/zeroshot_modelnet40.json", "results/retrieval_toy.json")
+
+
+def eval_config(**evaluate) -> dict:
+    """The small synthetic config with a tiny pretraining, and as `all`'s evaluations retrieval on
+    the toy dataset and zero-shot on a ModelNet40 fixture (not in `build`: only its point shards
+    are made for it)."""
+    config = small_config()
+    config["datasets"]["modelnet40"] = {"source": "modelnet40", "root": "resources/ModelNet40"}
+    config["datasets"]["toy"]["count"] = 24  # enough that fine-tuning's test split shares classes with train
+    config["data"]["objects_per_shard"] = 12  # few shards: fewer job launches
+    config["pretrain"].update(batch_size=4, epochs=1, prompt_epochs=0, num_points=256, workers=0,
+                              warmup_epochs=0, device="cpu")  # fmt: skip
+    config["evaluate"].update(
+        num_points=256,
+        batch_size=16,
+        device="cpu",
+        zeroshot={"modelnet40": {"dataset": "modelnet40", "split": "test", "label_map": None}},
+        retrieval={"toy": {"split": "test", "views": [0, 2]}},
+        gallery={"queries": 3, "hits": 4},
+        targets=["zeroshot_modelnet40", "retrieval_toy"],
+    )
+    config["evaluate"].update(evaluate)
+    return config
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("eval-workflow")
+    write_modelnet_raw(workdir / "resources/ModelNet40", {"chair": (2, 2), "night_stand": (2, 1)})
+    write_config(workdir, eval_config())
+    result = snakemake(workdir, "all")
+    logs = "".join(p.read_text()[-2000:] for p in (workdir / "logs").rglob("*.log"))
+    assert result.returncode == 0, result.stderr[-4000:] + logs
+    return workdir
+
+
+def rules_to_run(workdir: Path, config: dict, *targets: str) -> list[str]:
+    """The rules a dry run with ``config`` would run for ``targets`` (config restored after)."""
+    write_config(workdir, config)
+    try:
+        result = snakemake(workdir, *targets, extra=("--dry-run",))
+    finally:
+        write_config(workdir, eval_config())
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sorted(set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M)))
+
+
+def test_run_writes_valid_results_linked_to_the_pretraining_run(ran):
+    pretrain_run_id = json.loads((ran / "runs/test-run/pretrain/run.json").read_text())["mlflow_run_id"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{ran / 'mlflow.db'}")
+    stages = {}
+    for target in TARGETS:
+        document = read_results(ran / target)
+        assert document["mlflow"]["pretrain_run_id"] == pretrain_run_id
+        assert document["model"]["checkpoint"] == "runs/test-run/pretrain/checkpoint.pt"
+        run = client.get_run(document["mlflow"]["run_id"])
+        assert run.data.tags["mlflow.parentRunId"] == pretrain_run_id
+        assert run.data.params["pretrain.epochs"] == "1"
+        stages[target] = run.data.tags["stage"]
+        for figure in document["figures"].values():
+            assert (ran / figure).stat().st_size > 0
+    assert stages == dict(zip(TARGETS, ["zeroshot", "retrieval"]))
+    modelnet = read_results(ran / "results/zeroshot_modelnet40.json")
+    assert modelnet["counts"] == {"objects": 3, "excluded": 0, "missing": 0, "classes": 2}
+    assert modelnet["class_names"] == ["chair", "night stand"]
+
+
+def test_all_ends_with_fine_tuning_and_scene_queries(ran):
+    finetune = json.loads((ran / "results/finetune_toy.json").read_text())
+    assert set(finetune["arms"]) == {"pretrained", "scratch"}
+    assert set(finetune["difference"]) >= {"top1", "top1_vote"}
+    assert (ran / "results/finetune_toy_curves.png").stat().st_size > 0
+    summary = json.loads((ran / "results/scene_query/scene_query.json").read_text())
+    assert set(summary["scenes"]) == {"composed_0"}
+    assert (ran / "results/scene_query/scene_query_composed_0.png").stat().st_size > 0
+    assert list((ran / "results/scene_query/scene_query_composed_0").glob("*.ply"))
+
+
+def test_zero_shot_on_modelnet40_rendered_nothing(ran):
+    assert [p.name for p in (ran / "data/modelnet40/points").iterdir()] == ["shard-00000.parquet"]
+    assert not (ran / "data/modelnet40/views").exists()
+    assert not (ran / "data/modelnet40/triplets").exists()
+
+
+def test_nothing_to_do_after_a_complete_run(ran):
+    assert rules_to_run(ran, eval_config(), "all", *TARGETS) == []
+
+
+def test_changed_shared_evaluation_setting_reruns_only_evaluations(ran):
+    assert rules_to_run(ran, eval_config(num_points=128), *TARGETS) == ["retrieval", "zeroshot"]
+
+
+def test_changed_setting_of_one_evaluation_reruns_only_that_one(ran):
+    zeroshot = eval_config()["evaluate"]["zeroshot"]
+    zeroshot["modelnet40"] = dict(zeroshot["modelnet40"], split="train")
+    assert rules_to_run(ran, eval_config(zeroshot=zeroshot), *TARGETS) == ["zeroshot"]
+    assert rules_to_run(ran, eval_config(gallery={"queries": 2, "hits": 4}), *TARGETS) == ["retrieval"]
+
+
+def test_changed_pretraining_setting_reruns_pretraining_and_evaluations(ran):
+    config = eval_config()
+    config["pretrain"]["epochs"] = 2
+    assert rules_to_run(ran, config, *TARGETS) == ["pretrain", "retrieval", "zeroshot"]
+
+
+def test_missing_modelnet40_fails_at_once_saying_where_to_put_it(tmp_path):
+    write_config(tmp_path, eval_config())
+    result = snakemake(tmp_path, "results/zeroshot_modelnet40.json")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "dataset 'modelnet40' not found at resources/ModelNet40" in output
+    assert "config key: datasets.modelnet40.root" in output and "ModelNet40.zip" in output
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_default_all_dry_run_includes_the_default_evaluations(tmp_path):
+    write_config(tmp_path, yaml_default())
+    result = snakemake(tmp_path, "all", extra=("--dry-run",))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", result.stdout, flags=re.M)
+    assert ("zeroshot", "name=sh3d") in jobs and ("retrieval", "dataset=sh3d") in jobs
+    assert ("finetune", "dataset=sh3d") in jobs and "scene_query" in result.stdout
+    assert "results/zeroshot_sh3d.json" in result.stdout and "results/retrieval_sh3d.json" in result.stdout
+
+
+def test_evaluations_must_name_configured_datasets_evaluations_and_rendered_views():
+    config = eval_config(
+        targets=["zeroshot_modelnet40", "retrieval_shapes"],
+        retrieval={"toy": {"split": "test", "views": [0, 3]}, "shapes": {"split": "test", "views": [0]}},
+    )
+    config["evaluate"]["zeroshot"]["mn10"] = {"dataset": "modelnet10", "split": "test", "label_map": None}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    assert "config key 'evaluate.zeroshot.mn10.dataset': 'modelnet10' is not a key of 'datasets'" in message
+    assert "config key 'evaluate.retrieval.shapes': 'shapes' is not a key of 'datasets'" in message
+    assert "config key 'evaluate.retrieval.toy.views': [3] are not rendered (render.views is 3)" in message
+    config = eval_config(targets=["zeroshot_toy"])
+    with pytest.raises(ConfigError, match="'evaluate.targets': 'zeroshot_toy' is not zeroshot_<key of"):
+        validate_config(config)

@@ -1,0 +1,248 @@
+"""Zero-shot classification on fixtures in the real published layouts: ModelNet40 raw OFF and
+modelnet40_normal_resampled through the points pipeline, ScanObjectNN's h5 files, SH3D furniture
+with the ModelNet40 label map; results validated against the schema, runs in a real MLflow store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import h5py
+import mlflow
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from eval_fixtures import build_point_shards, eval_settings, make_pretrained_run
+from layouts import (
+    SCANOBJECTNN_CLASSES,
+    class_mesh,
+    write_modelnet_raw,
+    write_modelnet_resampled,
+    write_scanobjectnn,
+    write_sh3d_catalog,
+)
+from PIL import Image
+
+from cg3d.data.captions import TEMPLATES, class_prompts
+from cg3d.evaluate import zeroshot
+from cg3d.evaluate.eval_data import (
+    EvalClouds,
+    EvalDataMissing,
+    clouds_from_scanobjectnn,
+    prepare_cloud,
+    scanobjectnn_file,
+)
+from cg3d.evaluate.pretrained import load_pretrained
+from cg3d.evaluate.results import ResultsError, read_results, write_results
+
+MODELNET_FIXTURE = {"airplane": (1, 3), "chair": (1, 3), "night_stand": (1, 3), "bed": (2, 2)}
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pretrained")
+    checkpoint, run_json, run_id = make_pretrained_run(directory)
+    return directory, checkpoint, run_json, run_id
+
+
+class BoxOracle(torch.nn.Module):
+    """A perfect point encoder for the fixtures' class boxes: it recognises a box by its sorted,
+    scale-free extents and answers with that class's prompt-ensemble embedding."""
+
+    def __init__(self, labels: list[str], class_text: torch.Tensor):
+        super().__init__()
+        signatures = [np.sort(class_mesh(label).extents) / class_mesh(label).extents.max() for label in labels]
+        self.register_buffer("signatures", torch.tensor(np.array(signatures), dtype=torch.float32))
+        self.register_buffer("class_text", class_text)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        extents = (points.amax(dim=1) - points.amin(dim=1)).sort(dim=1).values
+        signature = extents / extents[:, -1:]
+        return self.class_text[torch.cdist(signature, self.signatures).argmin(dim=1)]
+
+
+def use_oracle(monkeypatch, labels: list[str]) -> None:
+    real = zeroshot.load_pretrained
+
+    def with_oracle(*args, **kwargs):
+        pretrained = real(*args, **kwargs)
+        text = zeroshot.class_embeddings(pretrained, labels)
+        pretrained.model.point_encoder = BoxOracle(labels, text)
+        return pretrained
+
+    monkeypatch.setattr(zeroshot, "load_pretrained", with_oracle)
+
+
+def run_zeroshot(pretrained_run, tmp_path, spec: dict, dataset: dict | None = None, **data) -> dict:
+    """The zero-shot job as its rule runs it; ``dataset`` is the mesh dataset's config block."""
+    directory, checkpoint, run_json, _ = pretrained_run
+    settings = eval_settings(directory, zeroshot=spec, **({"dataset": dataset} if dataset else {}))
+    return zeroshot.evaluate_zeroshot(
+        settings, checkpoint, run_json, tmp_path / "zeroshot.json", tmp_path / "confusion.png", **data
+    )
+
+
+# --- pure parts ------------------------------------------------------------------------------
+
+
+def test_class_embedding_is_the_renormalised_mean_of_every_template(pretrained_run):
+    _, checkpoint, run_json, _ = pretrained_run
+    pretrained = load_pretrained(checkpoint, run_json, device="cpu")
+    prompts = class_prompts("night_stand")
+    assert len(prompts) == len(TEMPLATES) and all("night stand" in p and "_" not in p for p in prompts)
+    embeddings = zeroshot.class_embeddings(pretrained, ["night_stand", "chair"])
+    expected = F.normalize(pretrained.encode_texts(prompts).mean(dim=0), dim=-1)
+    assert torch.allclose(embeddings[0], expected, atol=1e-6)
+    assert torch.allclose(embeddings.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert not torch.allclose(embeddings[0], embeddings[1])
+
+
+def test_classification_scores_count_each_class_and_confusion():
+    labels = np.array([0, 0, 1, 1, 2])
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.2, 0.5], [0.0, 0.1, 0.9]])
+    scored = zeroshot.classification_scores(scores, labels, ["chair", "table", "lamp"])
+    assert scored["metrics"]["top1"] == pytest.approx(3 / 5)
+    assert scored["metrics"]["top5"] == 1.0
+    assert scored["metrics"]["class_mean"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert scored["per_class"] == {"chair": 0.5, "table": 0.5, "lamp": 1.0}
+    assert scored["confusion"].tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_modelnet40_label_map_keeps_published_order_and_excludes_unmapped_names():
+    names = ["Armchair", "Coffee table", "Bill 10\u20ac", "Night table", "Table fan"]
+    clouds = EvalClouds(np.zeros((5, 4, 3), np.float32), [n.lower() for n in names], names, list("abcde"))
+    labelled = zeroshot.assign_labels(clouds, "modelnet40")
+    assert labelled.class_names == ("chair", "night_stand", "table")
+    assert labelled.labels.tolist() == [0, 2, 1] and labelled.excluded == 2 and len(labelled.points) == 3
+    with pytest.raises(ValueError, match="no evaluated object has a class"):
+        zeroshot.assign_labels(replace(clouds, names=["Bill"] * 5), "modelnet40")
+
+
+def test_classes_keep_the_published_order_of_the_label_set():
+    categories = ["toilet", "bed", "bag", "bed", "chair"]
+    clouds = EvalClouds(np.zeros((5, 4, 3), np.float32), categories, categories, list("abcde"),
+                        label_set=SCANOBJECTNN_CLASSES)  # fmt: skip
+    labelled = zeroshot.assign_labels(clouds, None)
+    assert labelled.class_names == ("bag", "chair", "bed", "toilet")  # ScanObjectNN's order, not sorted
+    assert labelled.labels.tolist() == [3, 2, 0, 2, 1] and labelled.excluded == 0
+
+
+def test_prepared_cloud_is_unit_sphere_exact_fps_and_deterministic():
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(700, 3)) * [3.0, 1.0, 0.5] + 10.0
+    prepared = prepare_cloud(cloud, 128)
+    assert prepared.shape == (128, 3) and prepared.dtype == np.float32
+    assert np.linalg.norm(prepared, axis=1).max() <= 1.0 + 1e-6
+    assert np.array_equal(prepared, prepare_cloud(cloud, 128))
+    with pytest.raises(ValueError, match="evaluate.num_points=800 exceeds the 700 points"):
+        prepare_cloud(cloud, 800)
+
+
+# --- published layouts, end to end -------------------------------------------------------------
+
+
+def test_modelnet40_raw_off_through_point_shards_with_a_perfect_encoder(pretrained_run, tmp_path, monkeypatch):
+    directory, _, _, parent_id = pretrained_run
+    write_modelnet_raw(tmp_path / "ModelNet40", MODELNET_FIXTURE)
+    options = {"source": "modelnet40", "root": str(tmp_path / "ModelNet40")}
+    manifest, points = build_point_shards("modelnet40", options, tmp_path / "data")
+    use_oracle(monkeypatch, list(MODELNET_FIXTURE))
+    spec = {"name": "modelnet40", "dataset": "modelnet40", "split": "test", "label_map": None}
+    document = run_zeroshot(pretrained_run, tmp_path, spec, points=points, manifest=manifest, dataset=options)
+
+    assert document == read_results(tmp_path / "zeroshot.json")
+    assert document["class_names"] == ["airplane", "bed", "chair", "night stand"]
+    assert document["counts"] == {"objects": 11, "excluded": 0, "missing": 0, "classes": 4}
+    assert document["metrics"] == {"top1": 1.0, "top5": 1.0, "class_mean": 1.0}
+    assert document["per_class"] == dict.fromkeys(document["class_names"], 1.0)
+    assert document["chance"] == 0.25 and document["templates"] == len(TEMPLATES)
+    assert document["source"] == "modelnet40" and document["model"]["clip_pretrained"] is False
+    assert document["mlflow"]["pretrain_run_id"] == parent_id
+    with Image.open(tmp_path / "confusion.png") as image:
+        assert image.size[0] > 100
+
+    client = mlflow.MlflowClient(tracking_uri=document["mlflow"]["tracking_uri"])
+    run = client.get_run(document["mlflow"]["run_id"])
+    assert run.data.tags["stage"] == "zeroshot"
+    assert run.data.tags["parent_run_id"] == run.data.tags["mlflow.parentRunId"] == parent_id
+    assert run.info.experiment_id == client.get_run(parent_id).info.experiment_id
+    assert run.data.params["zeroshot.dataset"] == "modelnet40" and run.data.params["evaluate.num_points"] == "256"
+    assert run.data.params["pretrain.encoder"] == "point_transformer"
+    assert run.data.metrics["top1"] == 1.0 and run.data.metrics["class_acc/night stand"] == 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion.png", "zeroshot.json"} <= artifacts
+
+
+def test_modelnet40_resampled_layout_through_point_shards(pretrained_run, tmp_path):
+    write_modelnet_resampled(tmp_path / "mn40", {"chair": (1, 2), "night_stand": (1, 2), "airplane": (1, 1)},
+                             points=600)  # fmt: skip
+    options = {"source": "modelnet40", "root": str(tmp_path / "mn40")}
+    manifest, points = build_point_shards("modelnet40", options, tmp_path / "data")
+    spec = {"name": "mn40", "dataset": "modelnet40", "split": "test", "label_map": "modelnet40"}
+    document = run_zeroshot(pretrained_run, tmp_path, spec, points=points, manifest=manifest, dataset=options)
+    assert document["class_names"] == ["airplane", "chair", "night_stand"]
+    assert document["counts"] == {"objects": 5, "excluded": 0, "missing": 0, "classes": 3}
+    assert document["chance"] == pytest.approx(1 / 3)
+    assert all(0.0 <= v <= 1.0 for v in document["metrics"].values())
+    assert document["metrics"]["top5"] == 1.0  # 3 classes: the true one is always in the top 5
+
+
+@pytest.mark.parametrize("variant", ["PB_T50_RS", "OBJ_BG", "OBJ_ONLY"])
+def test_scanobjectnn_h5_variants_load_in_published_class_order(tmp_path, variant):
+    written = write_scanobjectnn(tmp_path / "h5_files", variant, n_train=3, n_test=17, points=512)
+    clouds = clouds_from_scanobjectnn(tmp_path / "h5_files", variant, "test", num_points=128)
+    assert clouds.label_set == SCANOBJECTNN_CLASSES
+    with h5py.File(written["test"]) as h5:
+        assert clouds.categories == [SCANOBJECTNN_CLASSES[label] for label in h5["label"][:]]
+    assert clouds.points.shape == (17, 128, 3)
+    radii = np.linalg.norm(clouds.points, axis=2).max(axis=1)  # FPS need not keep the farthest point
+    assert np.all(radii <= 1.0 + 1e-6) and np.all(radii > 0.9)
+    assert len(clouds_from_scanobjectnn(tmp_path / "h5_files", variant, "train", 128).object_ids) == 3
+
+
+def test_scanobjectnn_zero_shot_with_a_perfect_encoder(pretrained_run, tmp_path, monkeypatch):
+    write_scanobjectnn(tmp_path / "h5_files", "OBJ_ONLY", n_train=2, n_test=6, points=512)
+    use_oracle(monkeypatch, list(SCANOBJECTNN_CLASSES))
+    spec = {"name": "sonn", "source": "scanobjectnn", "root": str(tmp_path / "h5_files"), "variant": "OBJ_ONLY",
+            "split": "test", "label_map": None}  # fmt: skip
+    document = run_zeroshot(pretrained_run, tmp_path, spec)
+    assert document == read_results(tmp_path / "zeroshot.json")
+    assert document["class_names"] == list(SCANOBJECTNN_CLASSES[:6])  # labels cycle from 0
+    assert document["counts"] == {"objects": 6, "excluded": 0, "missing": 0, "classes": 6}
+    assert document["dataset"] == document["source"] == "scanobjectnn"
+    assert document["chance"] == pytest.approx(1 / 6)
+    assert document["metrics"] == {"top1": 1.0, "top5": 1.0, "class_mean": 1.0}
+
+
+def test_sh3d_names_mapped_to_modelnet40_with_unmapped_objects_counted(pretrained_run, tmp_path):
+    write_sh3d_catalog(tmp_path / "sh3d")
+    options = {"source": "sh3d", "root": str(tmp_path / "sh3d")}
+    manifest, points = build_point_shards("sh3d", options, tmp_path / "data", test_fraction=0.9999)
+    spec = {"name": "sh3d", "dataset": "sh3d", "split": "test", "label_map": "modelnet40"}
+    document = run_zeroshot(pretrained_run, tmp_path, spec, points=points, manifest=manifest, dataset=options)
+    # Armchair -> chair, Coffee table -> table; "Bill 10€" maps to no class; Ghost has no model file.
+    assert document["class_names"] == ["chair", "table"]
+    assert document["counts"] == {"objects": 2, "excluded": 1, "missing": 0, "classes": 2}
+    assert document["label_map"] == "modelnet40" and document["chance"] == 0.5
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_missing_scanobjectnn_names_the_file_and_the_config_key(tmp_path):
+    with pytest.raises(EvalDataMissing) as error:
+        scanobjectnn_file(tmp_path / "absent", "PB_T50_RS", "test", key="evaluate.zeroshot.sonn.root")
+    message = str(error.value)
+    assert "absent/main_split/test_objectdataset_augmentedrot_scale75.h5" in message
+    assert "config key: evaluate.zeroshot.sonn.root" in message and "h5_files.zip" in message
+    with pytest.raises(ValueError, match="unknown ScanObjectNN variant 'PB_T25'"):
+        scanobjectnn_file(tmp_path, "PB_T25", "test")
+
+
+def test_results_missing_a_required_field_are_refused_and_not_written(tmp_path):
+    document = {"task": "zeroshot", "name": "x", "dataset": "x", "split": "test"}
+    with pytest.raises(ResultsError) as error:
+        write_results(tmp_path / "r.json", document)
+    assert "'model' is a required property" in str(error.value)
+    assert "'chance' is a required property" in str(error.value)
+    assert not (tmp_path / "r.json").exists()
