@@ -1,0 +1,82 @@
+"""`cached` vs `alternating` pretraining on the SH3D triplet shards, side by side in one process:
+wall time per epoch of each, and zero-shot accuracy on held-out SH3D objects (ModelNet40-style
+classes) after the same number of 3D-encoder epochs.
+
+Needs the SH3D shards (`snakemake --cores 2 data/sh3d/summary.json`). Runs the pipeline's own
+pretraining and zero-shot code with the settings of config.yaml, shortened by --epochs.
+
+    .venv/bin/python benchmarks/bench_schedules.py [--epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from cg3d.evaluate.pretrained import load_pretrained
+from cg3d.evaluate.zeroshot import assign_labels, class_embeddings, classification_scores, load_zeroshot_clouds
+from cg3d.train.pretrain import pretrain
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_schedule(config: dict, schedule: str, epochs: int, shards: list[Path], workdir: Path) -> dict:
+    settings = {
+        "name": "bench-schedules",
+        "clip": config["clip"],
+        "pretrain": dict(config["pretrain"], schedule=schedule, epochs=epochs),
+        "tracking": {"uri": f"sqlite:///{workdir / 'mlflow.db'}"},
+    }
+    summary = pretrain(settings, shards, workdir / schedule)
+    seconds = {key: value for key, value in summary["final"].items() if key.endswith("/epoch_seconds")}
+    return {"summary": summary, "epoch_seconds": seconds, "checkpoint": workdir / schedule / "checkpoint.pt"}
+
+
+def zero_shot(config: dict, result: dict, workdir: Path, schedule: str) -> dict:
+    data_dir = REPO / config["paths"]["data"] / "sh3d"
+    spec = dict(config["evaluate"]["zeroshot"]["sh3d"], name="sh3d")
+    clouds = load_zeroshot_clouds(
+        spec, config["evaluate"]["num_points"], sorted((data_dir / "points").glob("*.parquet")),
+        data_dir / "manifest.parquet",
+    )  # fmt: skip
+    data = assign_labels(clouds, spec["label_map"])
+    model = load_pretrained(result["checkpoint"], workdir / schedule / "run.json", "cpu")
+    scores = (model.encode_points(data.points) @ class_embeddings(model, data.class_names).T).numpy()
+    metrics = classification_scores(scores, data.labels, data.class_names)["metrics"]
+    return {**metrics, "classes": len(data.class_names), "objects": len(data.labels)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    shards = sorted((REPO / config["paths"]["data"] / "sh3d" / "triplets").glob("*.parquet"))
+    if not shards:
+        parser.error("no SH3D triplet shards: run `snakemake --cores 2 data/sh3d/summary.json` first")
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="bench-schedules-") as tmp:
+        workdir = Path(tmp)
+        for schedule in ("cached", "alternating"):
+            result = run_schedule(config, schedule, args.epochs, shards, workdir)
+            rows[schedule] = (result, zero_shot(config, result, workdir, schedule))
+    cached_epoch = rows["cached"][0]["epoch_seconds"]["points/epoch_seconds"]
+    alternating_epoch = rows["alternating"][0]["epoch_seconds"]["alternating/epoch_seconds"]
+    print(f"\n{args.epochs} 3D-encoder epochs each, {len(shards)} SH3D shards, CLIP {config['clip']['model']}\n")
+    print("| schedule | last epoch s | total train s | zero-shot top-1 | top-5 | class-mean | chance |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for schedule, (result, zs) in rows.items():
+        epoch = cached_epoch if schedule == "cached" else alternating_epoch
+        total = result["summary"]["train_seconds_this_launch"]
+        print(f"| {schedule} | {epoch:.1f} | {total:.0f} | {zs['top1']:.3f} | {zs['top5']:.3f} | "
+              f"{zs['class_mean']:.3f} | {1 / zs['classes']:.3f} |")
+    print(f"\nepoch-time ratio alternating / cached: {alternating_epoch / cached_epoch:.2f}x "
+          f"(cached also spends its prompt epochs and one embedding pass, included in its total)")
+    print(f"\n    python benchmarks/bench_schedules.py --epochs {args.epochs}")
+
+
+if __name__ == "__main__":
+    main()
