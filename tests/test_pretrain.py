@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 import torch
 
@@ -128,19 +128,24 @@ def _launch(settings: dict, shards: list[Path], out_dir: Path, nproc: int, log: 
                             start_new_session=True)
 
 
+def _kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL torchrun and its workers (they run in process groups of their own)."""
+    parent = psutil.Process(process.pid)
+    for child in parent.children(recursive=True):
+        child.kill()
+    parent.kill()
+    process.wait()
+
+
 def test_killed_run_resumes_from_checkpoint(toy_shards, tmp_path):
     settings = tiny_settings(tmp_path, schedule="alternating", epochs=6)
     out_dir = tmp_path / "run"
     first = _launch(settings, toy_shards, out_dir, 1, tmp_path / "first.log")
     deadline = time.time() + 300
-    while time.time() < deadline and first.poll() is None:
-        state = load_checkpoint(out_dir / "last.pt") if (out_dir / "last.pt").exists() else None
-        if state is not None and 1 <= state["epoch"] < 6:
-            break
-        time.sleep(0.2)
+    while time.time() < deadline and first.poll() is None and not (out_dir / "last.pt").exists():
+        time.sleep(0.05)
     assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    _kill_tree(first)
     killed_at = load_checkpoint(out_dir / "last.pt")
     assert not (out_dir / "checkpoint.pt").exists()
 
