@@ -9,7 +9,7 @@ PNG-encode every view; each mesh runs through all of them back to back, so machi
 them alike. Mesh loading (plain ``trimesh.load``) is timed separately. A last table times PNG
 encoding per zlib level on the rendered views, which is how rendering.png picked its default.
 
-    python benchmarks/bench_render.py [--sh3d-root /tmp/sh3d/z] [--meshes 30]
+    python benchmarks/bench_render.py [--sh3d-root resources/sh3d] [--meshes 30]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def render_and_encode(renderer: Renderer, mesh) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sh3d-root", type=Path, default=Path("/tmp/sh3d/z"))
+    parser.add_argument("--sh3d-root", type=Path, default=Path("resources/sh3d"))
     parser.add_argument("--meshes", type=int, default=30)
     args = parser.parse_args()
 

@@ -175,5 +175,5 @@ def test_bad_settings_and_missing_checkpoint_are_refused(pretrained, tmp_path):
         resolve_settings({"epoch": 3})
     with pytest.raises(ValueError, match="label_map"):
         resolve_settings({"label_map": "shapenet"})
-    with pytest.raises(FileNotFoundError, match="run pretraining first"):
+    with pytest.raises(FileNotFoundError, match="run the pretrain rule first"):
         finetune({"finetune": TINY}, pretrained["shards"], tmp_path / "none.pt", tmp_path / "f.json", tmp_path)
