@@ -169,3 +169,12 @@ def test_two_gloo_processes_train_together(toy_shards, tmp_path):
     assert run["world_size"] == 2
     client = mlflow.MlflowClient(tracking_uri=settings["tracking"]["uri"])
     assert len(client.search_runs([client.get_experiment_by_name("test-pretrain").experiment_id])) == 1
+
+
+def test_gradient_accumulation_steps_once_per_accumulated_batch(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="cached", epochs=1, prompt_epochs=0, grad_accum=2, batch_size=2)
+    trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
+    trainer.run()
+    assert trainer.steps_per_epoch >= 4
+    assert trainer.step == trainer.steps_per_epoch // 2
+    assert trainer.point_sched.last_epoch == trainer.step
