@@ -250,7 +250,7 @@ class Pretrainer:
 
     def _run_epoch(self, phase: str, tracker) -> dict[str, float]:
         accum = self.train["grad_accum"]
-        self.dataset.set_epoch(self.phase_index * 100_000 + self.epoch)
+        self.dataset.set_epoch(self.phase_index * 100_000 + self.epoch)  # a fresh shuffle per phase and epoch
         loader = self._loader(with_images=phase != "points")
         sums: dict[str, float] = {}
         started, samples = time.perf_counter(), 0
