@@ -22,7 +22,7 @@ from PIL import Image
 
 from cg3d.config import settings_hash
 from cg3d.models.cg3d import CG3D
-from cg3d.tracking import Tracker, tracked_run, tracking_uri_from
+from cg3d.tracking import Tracker, stage_run, tracking_uri_from
 from cg3d.train.checkpoint import load_pretraining
 from cg3d.train.distributed import resolve_device
 
@@ -106,14 +106,7 @@ def evaluation_run(settings: dict, stage: str, run_name: str, pretrained: Pretra
     Params: the evaluation's settings flattened, which include the pretraining and CLIP settings,
     so MLflow's compare view puts evaluation scores beside the settings that trained the model.
     """
-    with tracked_run(
-        tracking_uri=tracking_uri_from(settings["tracking"]["uri"]),
-        experiment=settings["name"],
-        stage=stage,
-        run_name=run_name,
-        config_hash=settings_hash(settings),
-        parent_run_id=pretrained.pretrain_run_id,
-    ) as tracker:
+    with stage_run(settings, stage, run_name, pretrained.pretrain_run_id) as tracker:
         tracker.log_params({key: value for key, value in settings.items() if key != "tracking"})
         provenance = pretrained.provenance()
         tracker.set_tags({

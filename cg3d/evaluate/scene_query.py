@@ -34,7 +34,6 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy.spatial import cKDTree
 
-from cg3d.config import settings_hash
 from cg3d.data.atomic import atomic_path
 from cg3d.data.captions import class_prompts
 from cg3d.data.dataset import subsample
@@ -43,7 +42,7 @@ from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.evaluate.metrics import point_average_precision
 from cg3d.evaluate.scenes import Scene, compose_scenes, read_s3dis_room, s3dis_room_dirs
 from cg3d.models.cg3d import CG3D
-from cg3d.tracking import tracked_run, tracking_uri_from
+from cg3d.tracking import stage_run
 from cg3d.train.checkpoint import load_pretraining
 from cg3d.train.distributed import resolve_device
 
@@ -304,14 +303,8 @@ def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_chec
         **model.clip_info,
     }
     started = time.perf_counter()
-    with tracked_run(
-        tracking_uri=tracking_uri_from(settings.get("tracking", {}).get("uri")),
-        experiment=settings.get("name", "cg3d"),
-        stage="scene_query",
-        run_name=f"scene-query-{cfg['source']}",
-        config_hash=settings_hash(settings),
-        parent_run_id=pretrain_summary.get("mlflow_run_id"),
-    ) as tracker:
+    run_name = f"scene-query-{cfg['source']}"
+    with stage_run(settings, "scene_query", run_name, pretrain_summary.get("mlflow_run_id")) as tracker:
         tracker.log_params({"scene_query": cfg, "pretrain_checkpoint": str(pretrain_checkpoint)})
         per_scene = {}
         for scene in scenes:

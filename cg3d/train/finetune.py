@@ -30,7 +30,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cg3d.config import settings_hash
 from cg3d.data.atomic import atomic_path
 from cg3d.data.augment import PointAugment
 from cg3d.data.dataset import TripletDataset, load_split
@@ -39,7 +38,7 @@ from cg3d.evaluate.label_map import modelnet40_class_for
 from cg3d.evaluate.metrics import class_mean_accuracy, confusion_matrix, per_class_accuracy, topk_accuracy
 from cg3d.evaluate.plots import plot_confusion, plot_loss_curves
 from cg3d.models.factory import build_point_encoder
-from cg3d.tracking import tracked_run, tracking_uri_from
+from cg3d.tracking import stage_run
 from cg3d.train.checkpoint import load_pretraining, save_checkpoint
 from cg3d.train.distributed import resolve_device
 from cg3d.train.optim import point_optimizer, warmup_cosine
@@ -331,14 +330,8 @@ def finetune(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpo
                "confusion": out_path_json.with_name(f"{out_path_json.stem}_confusion.png")}
 
     started = time.perf_counter()
-    with tracked_run(
-        tracking_uri=tracking_uri_from(settings.get("tracking", {}).get("uri")),
-        experiment=settings.get("name", "cg3d"),
-        stage="finetune",
-        run_name=f"finetune-{state['spec']['encoder']}",
-        config_hash=settings_hash(settings),
-        parent_run_id=pretrain_summary.get("mlflow_run_id"),
-    ) as tracker:
+    run_name = f"finetune-{state['spec']['encoder']}"
+    with stage_run(settings, "finetune", run_name, pretrain_summary.get("mlflow_run_id")) as tracker:
         tracker.log_params({"finetune": cfg, "pretrain_checkpoint": str(pretrain_checkpoint)})
         arms, histories, voted_predictions = {}, {}, {}
         for arm in ARMS:
