@@ -5,8 +5,12 @@ the prompts, so it runs twice the epochs of `cached` to give its 3D encoder as m
 
 Needs the SH3D shards (`snakemake --cores 2 data/sh3d/summary.json`). Runs the pipeline's own
 pretraining and zero-shot code with the settings of config.yaml, shortened by --epochs.
+--clip-model swaps the CLIP architecture (e.g. ViT-B-16, randomly initialised: enough for
+timing) and --shards trains on the first N shards that hold training rows, to keep a large image
+tower affordable on a CPU. From the measured parts (prompt epochs, the embedding pass, one epoch
+of each) it also projects whole-run times at longer schedules.
 
-    .venv/bin/python benchmarks/bench_schedules.py [--epochs 5]
+    .venv/bin/python benchmarks/bench_schedules.py [--epochs 5] [--clip-model ViT-B-16] [--shards 2]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from cg3d.data.shards import count_rows
 from cg3d.evaluate.pretrained import load_pretrained
 from cg3d.evaluate.zeroshot import assign_labels, class_embeddings, classification_scores, load_zeroshot_clouds
 from cg3d.train.pretrain import pretrain
@@ -53,9 +58,14 @@ def zero_shot(config: dict, result: dict, workdir: Path, schedule: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--clip-model", help="open_clip architecture instead of config.yaml's clip.model")
+    parser.add_argument("--shards", type=int, help="train on the first N triplet shards that hold training rows")
     args = parser.parse_args()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    if args.clip_model:
+        config["clip"] = dict(config["clip"], model=args.clip_model, pretrained=None)
     shards = sorted((REPO / config["paths"]["data"] / "sh3d" / "triplets").glob("*.parquet"))
+    shards = [shard for shard in shards if count_rows(shard, "train")][: args.shards]
     if not shards:
         parser.error("no SH3D triplet shards: run `snakemake --cores 2 data/sh3d/summary.json` first")
     rows = {}
@@ -66,6 +76,8 @@ def main() -> None:
             rows[schedule] = (result, zero_shot(config, result, workdir, schedule))
     cached_epoch = rows["cached"][0]["epoch_seconds"]["points/epoch_seconds"]
     alternating_epoch = rows["alternating"][0]["epoch_seconds"]["alternating/epoch_seconds"]
+    final = rows["cached"][0]["summary"]["final"]
+    setup = config["pretrain"]["prompt_epochs"] * final.get("prompts/epoch_seconds", 0.0) + final["image_cache/seconds"]
     print(f"\ncached: {args.epochs} 3D-encoder epochs; alternating: {2 * args.epochs} epochs (as many 3D-encoder "
           f"updates); {len(shards)} SH3D shards, CLIP {config['clip']['model']}\n")
     print("| schedule | last epoch s | total train s | zero-shot top-1 | top-5 | class-mean | chance |")
@@ -78,7 +90,15 @@ def main() -> None:
     print(f"\nepoch-time ratio alternating / cached: {alternating_epoch / cached_epoch:.2f}x; per 3D-encoder "
           f"update: {2 * alternating_epoch / cached_epoch:.2f}x (cached's total includes its prompt epochs "
           f"and one embedding pass)")
-    print(f"\n    python benchmarks/bench_schedules.py --epochs {args.epochs}")
+    print(f"cached's one-off cost: {setup:.0f} s ({config['pretrain']['prompt_epochs']} prompt epochs + "
+          f"embedding pass {final['image_cache/seconds']:.0f} s)")
+    for epochs in (20, 100):
+        cached_total, alternating_total = setup + epochs * cached_epoch, 2 * epochs * alternating_epoch
+        print(f"projected at {epochs} 3D-encoder epochs: cached {cached_total:.0f} s, alternating "
+              f"{alternating_total:.0f} s ({alternating_total / cached_total:.2f}x)")
+    flags = f" --clip-model {args.clip_model}" if args.clip_model else ""
+    flags += f" --shards {args.shards}" if args.shards else ""
+    print(f"\n    python benchmarks/bench_schedules.py --epochs {args.epochs}{flags}")
 
 
 if __name__ == "__main__":

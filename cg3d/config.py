@@ -14,6 +14,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from cg3d.evaluate.label_map import MODELNET40_CLASSES
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -50,7 +52,7 @@ def validate_config(config: dict) -> dict:
     for key, name in references:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
-    problems += _evaluation_problems(config)
+    problems += _evaluation_problems(config) + _holdout_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -88,6 +90,17 @@ def _evaluation_problems(config: dict) -> list[str]:
                 f"(render.views is {rendered})"
             )
     return problems
+
+
+def _holdout_problems(config: dict) -> list[str]:
+    """Held-out classes under the modelnet40 label map must be ModelNet40 classes."""
+    holdout = config.get("pretrain", {}).get("holdout")
+    if not isinstance(holdout, dict) or holdout.get("label_map") != "modelnet40":
+        return []
+    unknown = [name for name in holdout.get("classes", []) if name not in MODELNET40_CLASSES]
+    if not unknown:
+        return []
+    return [f"config key 'pretrain.holdout.classes': {unknown} are not ModelNet40 classes (label_map: modelnet40)"]
 
 
 def load_config(path: str | Path) -> dict:

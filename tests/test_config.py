@@ -43,6 +43,9 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["pretrain"].update(dataset="missing"), "pretrain.dataset"),
         (lambda c: c["pretrain"].update(schedule="fast"), "pretrain.schedule"),
         (lambda c: c["data"].update(test_fraction=1.5), "data.test_fraction"),
+        (lambda c: c["pretrain"]["holdout"].update(classes=["stool", "couch"]), "pretrain.holdout.classes"),
+        (lambda c: c["pretrain"]["holdout"].update(label_map="shapenet"), "pretrain.holdout.label_map"),
+        (lambda c: c["pretrain"].pop("holdout"), "pretrain.holdout"),
     ],
 )
 def test_mistakes_name_the_key(mutate, key):

@@ -149,6 +149,20 @@ def test_split_filter_yields_exactly_that_split(triplets):
         TripletDataset(paths, num_points=8, split="val")
 
 
+def test_excluded_objects_are_never_read_by_any_rank_or_worker(triplets):
+    sizes, paths = triplets
+    excluded = {"s0-001", "s2-004", "s2-005", "s3-002", "not-in-any-shard"}
+    expected = all_ids(sizes, "train") - excluded  # 11 rows: one sits out each epoch over 2 ranks
+    seen = []
+    for rank in range(2):
+        dataset = TripletDataset(paths, num_points=8, fps="random", split="train", exclude_ids=excluded,
+                                 rank=rank, world_size=2)  # fmt: skip
+        ids = collect(dataset, num_workers=2)
+        assert len(ids) == len(dataset) == len(expected) // 2
+        seen.extend(ids)
+    assert len(set(seen)) == len(seen) and set(seen) <= expected
+
+
 def collect(dataset: TripletDataset, num_workers: int) -> list[str]:
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
     return [sample["object_id"] for sample in loader]

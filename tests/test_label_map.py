@@ -7,6 +7,7 @@ from cg3d.evaluate.label_map import (
     HEAD_NOUNS,
     MODELNET10_CLASSES,
     MODELNET40_CLASSES,
+    class_mapper,
     modelnet40_class_for,
     modelnet40_label_mapping,
 )
@@ -138,3 +139,11 @@ def test_every_table_entry_is_reachable():
     for table in (EXACT_NAMES, HEAD_NOUNS):
         for key, target in table.items():
             assert modelnet40_class_for(key) == target, key
+
+
+def test_class_mapper_for_each_label_map():
+    assert class_mapper(None)("bar stool") == "bar stool"
+    assert class_mapper("modelnet40")("bar stool") == "stool"
+    assert class_mapper("modelnet40")("table fan") is None
+    with pytest.raises(ValueError, match="unknown label_map 'shapenet'"):
+        class_mapper("shapenet")

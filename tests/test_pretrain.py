@@ -178,3 +178,35 @@ def test_gradient_accumulation_steps_once_per_accumulated_batch(toy_shards, tmp_
     assert trainer.steps_per_epoch >= 4
     assert trainer.step == trainer.steps_per_epoch // 2
     assert trainer.point_sched.last_epoch == trainer.step
+
+
+def _categories(paths: list[Path]) -> dict[str, str]:
+    ids, categories = {}, [read_table(path, ["object_id", "category"]) for path in paths]
+    for table in categories:
+        ids.update(zip(table.column("object_id").to_pylist(), table.column("category").to_pylist()))
+    return ids
+
+
+def test_held_out_classes_are_never_read(toy_shards, tmp_path):
+    held_out_classes = ["stool", "lamp"]
+    holdout = {"label_map": None, "classes": held_out_classes}
+    settings = tiny_settings(tmp_path, schedule="cached", epochs=1, holdout=holdout)
+    trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
+    categories = _categories(toy_shards)
+    held_out = {i for i, category in categories.items() if category in held_out_classes}
+    assert held_out and trainer.held_out_ids == held_out
+
+    read = [sample["object_id"] for sample in trainer.dataset]  # one epoch, as the loader reads it
+    train_ids = {i for path in toy_shards for i, split in zip(*_ids_and_splits(path)) if split == "train"}
+    assert sorted(read) == sorted(train_ids - held_out)
+    summary = trainer.run()
+    assert trainer.image_cache.object_ids == train_ids - held_out
+    expected = {"dataset": "toy", "label_map": None, "classes": held_out_classes, "objects": len(held_out)}
+    assert summary["holdout"] == expected
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["holdout"] == expected
+
+
+def test_a_held_out_class_without_objects_is_refused(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, holdout={"label_map": None, "classes": ["stool", "couch"]})
+    with pytest.raises(ValueError, match=r"pretrain.holdout.classes \['couch'\] match no object"):
+        Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))

@@ -4,6 +4,7 @@ with the ModelNet40 label map; results validated against the schema, runs in a r
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import h5py
@@ -115,7 +116,7 @@ def test_modelnet40_label_map_keeps_published_order_and_excludes_unmapped_names(
     assert labelled.class_names == ("chair", "night_stand", "table")
     assert labelled.labels.tolist() == [0, 2, 1] and labelled.excluded == 2 and len(labelled.points) == 3
     with pytest.raises(ValueError, match="no evaluated object has a class"):
-        zeroshot.assign_labels(replace(clouds, names=["Bill"] * 5), "modelnet40")
+        zeroshot.assign_labels(replace(clouds, categories=["bill"] * 5), "modelnet40")
 
 
 def test_classes_keep_the_published_order_of_the_label_set():
@@ -171,6 +172,32 @@ def test_modelnet40_raw_off_through_point_shards_with_a_perfect_encoder(pretrain
     assert run.data.metrics["top1"] == 1.0 and run.data.metrics["class_acc/night stand"] == 1.0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion.png", "zeroshot.json"} <= artifacts
+
+
+def test_classes_held_out_of_pretraining_are_scored_apart(pretrained_run, tmp_path, monkeypatch):
+    directory, checkpoint, run_json, _ = pretrained_run
+    write_modelnet_raw(tmp_path / "ModelNet40", MODELNET_FIXTURE)
+    options = {"source": "modelnet40", "root": str(tmp_path / "ModelNet40")}
+    manifest, points = build_point_shards("modelnet40", options, tmp_path / "data")
+    use_oracle(monkeypatch, list(MODELNET_FIXTURE))
+    record = json.loads(run_json.read_text())
+    holdout = {"dataset": "modelnet40", "label_map": "modelnet40", "classes": ["airplane", "bed"], "objects": 8}
+    held_out_run = tmp_path / "run.json"
+    held_out_run.write_text(json.dumps({**record, "holdout": holdout}))
+    spec = {"name": "modelnet40", "dataset": "modelnet40", "split": "test", "label_map": None}
+    settings = eval_settings(directory, zeroshot=spec, dataset=options)
+    document = zeroshot.evaluate_zeroshot(settings, checkpoint, held_out_run, tmp_path / "zeroshot.json",
+                                          tmp_path / "confusion.png", points=points, manifest=manifest)  # fmt: skip
+
+    assert document == read_results(tmp_path / "zeroshot.json")
+    held_out = document["held_out_classes"]
+    # every airplane and bed (train and test split: pretraining saw neither), the test split of the rest
+    assert held_out["unseen"]["objects"] == 1 + 3 + 2 + 2 and held_out["seen"]["objects"] == 3 + 3
+    assert held_out["unseen"]["per_class"].keys() == {"airplane", "bed"}
+    assert held_out["seen"]["per_class"].keys() == {"chair", "night_stand"}
+    assert held_out["harmonic_mean"] == 1.0 and held_out["generalized"]["harmonic_mean"] == 1.0
+    run = mlflow.MlflowClient(tracking_uri=document["mlflow"]["tracking_uri"]).get_run(document["mlflow"]["run_id"])
+    assert run.data.metrics["unseen_top1"] == 1.0 and run.data.metrics["unseen_chance"] == 0.5
 
 
 def test_modelnet40_resampled_layout_through_point_shards(pretrained_run, tmp_path):

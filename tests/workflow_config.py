@@ -22,6 +22,7 @@ def small_config(**overrides) -> dict:
     config["points"]["count"] = 512
     config["captions"]["per_object"] = 4
     config["pretrain"]["dataset"] = "toy"
+    config["pretrain"]["holdout"] = {"label_map": None, "classes": []}  # SH3D's default classes
     config["clip"]["model"] = "cg3d-tiny-vit"  # builds in a blink; the MiniLM tower has its own tests
     config["evaluate"].update(
         zeroshot={"toy": {"dataset": "toy", "split": "test", "label_map": None}},

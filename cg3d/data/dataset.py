@@ -28,7 +28,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, Collection, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,17 @@ from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError, column_to_points, count_rows, read_meta, read_table
 
 SUBSAMPLE_METHODS = ("prefix", "bucket", "exact", "random")
+
+
+def select_rows(table: pa.Table, split: str | None, exclude_ids: Collection[str] = ()) -> pa.Table:
+    """The rows of ``split`` (None: all) whose object is not in ``exclude_ids``: what a reader
+    of the shard may use (pretraining excludes held-out classes this way)."""
+    if split is not None:
+        table = table.filter(pc.equal(table.column("split"), split))
+    if exclude_ids:
+        excluded = pc.is_in(table.column("object_id"), value_set=pa.array(sorted(exclude_ids), pa.string()))
+        table = table.filter(pc.invert(excluded))
+    return table
 
 
 def subsample(
@@ -94,7 +105,8 @@ class TripletDataset(IterableDataset):
 
     ``augment``: True for the paper's defaults, False for none, or a :class:`PointAugment`.
     ``with_images=False`` skips the views column entirely (no ``image``/``view_index`` keys),
-    for points-only training such as fine-tuning. ``rank``/``world_size`` default to the
+    for points-only training such as fine-tuning. Objects in ``exclude_ids`` are never read
+    (pretraining's held-out classes). ``rank``/``world_size`` default to the
     initialised torch.distributed process group, else 0/1.
     """
 
@@ -114,6 +126,7 @@ class TripletDataset(IterableDataset):
         world_size: int | None = None,
         with_images: bool = True,
         buffer_shards: int = 2,
+        exclude_ids: Collection[str] = (),
     ):
         if fps not in SUBSAMPLE_METHODS:
             raise ValueError(f"unknown fps method {fps!r}; choose one of {SUBSAMPLE_METHODS}")
@@ -132,16 +145,22 @@ class TripletDataset(IterableDataset):
         self.shuffle = shuffle
         self.with_images = with_images
         self.buffer_shards = buffer_shards
+        self.exclude_ids = frozenset(exclude_ids)
         self.rank, self.world_size = _resolve_rank(rank, world_size)
         self.epoch = 0
         self.points_per_cloud = [_points_per_cloud(path, num_points, fps) for path in self.paths]
-        self.counts = [count_rows(path, split) for path in self.paths]
+        self.counts = [self._count(path) for path in self.paths]
         self.total = sum(self.counts)
         if self.total < self.world_size:
             raise ValueError(
                 f"{self.total} rows with split={split!r} in {len(self.paths)} shards: "
                 f"too few for {self.world_size} ranks"
             )
+
+    def _count(self, path: Path) -> int:
+        if not self.exclude_ids:
+            return count_rows(path, self.split)
+        return len(select_rows(read_table(path, columns=["object_id", "split"]), self.split, self.exclude_ids))
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (call on every rank, before creating the epoch's iterator)."""
@@ -209,9 +228,7 @@ class TripletDataset(IterableDataset):
         columns = ["object_id", "category", "split", "points", "captions"]
         if self.with_images:
             columns.append("views")
-        table = read_table(path, columns=columns)
-        if self.split is not None:
-            table = table.filter(pc.equal(table.column("split"), self.split))
+        table = select_rows(read_table(path, columns=columns), self.split, self.exclude_ids)
         if len(table) != self.counts[piece.shard]:
             raise ShardError(path, "row count changed since the dataset was opened")
         rows = pa.array(self._row_order(piece.shard)[piece.start : piece.stop])

@@ -18,7 +18,7 @@ Sources:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from cg3d.data.fps import farthest_point_sample
-from cg3d.data.manifest import read_manifest
+from cg3d.data.manifest import MeshRecord, read_manifest
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.data.shards import ShardError, column_to_points, read_meta, read_table
 
@@ -111,12 +111,21 @@ def _stored_points(path: Path, stage: str) -> int:
 
 
 def clouds_from_points_shards(
-    points_paths: Sequence[str | os.PathLike], manifest: str | os.PathLike, split: str, num_points: int
+    points_paths: Sequence[str | os.PathLike],
+    manifest: str | os.PathLike,
+    split: str | None,
+    num_points: int,
+    keep: Callable[[MeshRecord], bool] | None = None,
 ) -> EvalClouds:
-    """The split's objects from point shards, with category and name from the manifest."""
-    records = {r.object_id: r for r in read_manifest(Path(manifest)) if r.split == split}
+    """The objects of ``split`` (None: every split) that ``keep`` accepts, from point shards, with
+    category and name from the manifest."""
+    records = {
+        r.object_id: r
+        for r in read_manifest(Path(manifest))
+        if (split is None or r.split == split) and (keep is None or keep(r))
+    }
     if not records:
-        raise ValueError(f"the manifest {manifest} has no objects in split {split!r}")
+        raise ValueError(f"the manifest {manifest} has no objects in split {split!r} to evaluate")
     split_ids = pa.array(list(records), type=pa.string())
     prepared, ids = [], []
     for path in sorted(Path(p) for p in points_paths):

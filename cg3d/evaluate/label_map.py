@@ -44,7 +44,7 @@ Judgement calls, recorded here because they change benchmark class counts:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "MODELNET40_CLASSES",
@@ -53,6 +53,8 @@ __all__ = [
     "HEAD_NOUNS",
     "modelnet40_class_for",
     "modelnet40_label_mapping",
+    "LABEL_MAPS",
+    "class_mapper",
 ]
 
 MODELNET40_CLASSES: tuple[str, ...] = (
@@ -197,3 +199,17 @@ def modelnet40_label_mapping(names: Iterable[str]) -> dict[str, str]:
         if target is not None:
             mapping[name] = target
     return mapping
+
+
+LABEL_MAPS = (None, "modelnet40")
+"""What a config's ``label_map`` may say: None (an object's class is its own category) or
+``modelnet40`` (the ModelNet40 class its name depicts)."""
+
+
+def class_mapper(label_map: str | None) -> Callable[[str], str | None]:
+    """The function from an object's category to its class under ``label_map`` (None: no class)."""
+    if label_map is None:
+        return str
+    if label_map == "modelnet40":
+        return modelnet40_class_for
+    raise ValueError(f"unknown label_map {label_map!r}; one of {LABEL_MAPS}")

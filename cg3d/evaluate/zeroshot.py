@@ -8,6 +8,10 @@ the evaluated split, so chance level is one over their number.
 With ``label_map: modelnet40`` objects are scored against ModelNet40's label set through
 :mod:`cg3d.evaluate.label_map` (for SH3D furniture names); objects whose name maps to no class
 are excluded and counted.
+
+When the checkpoint was pretrained with classes held out (``pretrain.holdout``) and this entry
+scores the pretraining dataset, the results also hold ``held_out_classes``: accuracy on the
+never-seen classes, on the seen ones, and their harmonic mean (:mod:`cg3d.evaluate.unseen_classes`).
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ import torch.nn.functional as F
 from cg3d.data.captions import TEMPLATES, class_prompts
 from cg3d.evaluate import metrics
 from cg3d.evaluate.eval_data import EvalClouds, clouds_from_points_shards, clouds_from_scanobjectnn
-from cg3d.evaluate.label_map import MODELNET40_CLASSES, modelnet40_class_for
+from cg3d.evaluate.label_map import MODELNET40_CLASSES, class_mapper
 from cg3d.evaluate.plots import plot_confusion
 from cg3d.evaluate.pretrained import Pretrained, evaluation_run, load_pretrained, provenance_fields
 from cg3d.evaluate.results import write_results
+from cg3d.evaluate.unseen_classes import unseen_and_seen_scores
+from cg3d.train.holdout import Holdout
 
 log = logging.getLogger(__name__)
-
-LABEL_MAPS = (None, "modelnet40")
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,9 @@ def assign_labels(clouds: EvalClouds, label_map: str | None) -> LabelledClouds:
     Classes keep the dataset's published order where it has one (ModelNet40, ScanObjectNN);
     categories without one are sorted.
     """
-    if label_map == "modelnet40":
-        targets, order = [modelnet40_class_for(name) for name in clouds.names], MODELNET40_CLASSES
-    elif label_map is None:
-        targets, order = list(clouds.categories), clouds.label_set
-    else:
-        raise ValueError(f"unknown label_map {label_map!r}; one of {LABEL_MAPS}")
+    mapper = class_mapper(label_map)
+    targets = [mapper(category) for category in clouds.categories]
+    order = MODELNET40_CLASSES if label_map == "modelnet40" else clouds.label_set
     present = {target for target in targets if target is not None}
     if not present:
         raise ValueError(f"no evaluated object has a class under label_map {label_map!r}")
@@ -107,6 +108,38 @@ def load_zeroshot_clouds(
     return clouds_from_points_shards(points, manifest, spec["split"], num_points)
 
 
+def held_out_class_scores(
+    pretrained: Pretrained,
+    holdout: Holdout,
+    split: str,
+    num_points: int,
+    points: Sequence[str | os.PathLike],
+    manifest: str | os.PathLike,
+) -> dict:
+    """Unseen/seen/harmonic-mean scores (:mod:`cg3d.evaluate.unseen_classes`) for a model
+    pretrained without ``holdout``'s classes: every object of those classes, plus the other
+    classes' objects of ``split``, under the holdout's label map."""
+    clouds = clouds_from_points_shards(
+        points, manifest, None, num_points, keep=lambda r: r.split == split or holdout.holds_out(r.category)
+    )
+    data = assign_labels(clouds, holdout.label_map)
+    scores = (pretrained.encode_points(data.points) @ class_embeddings(pretrained, data.class_names).T).numpy()
+    scored = unseen_and_seen_scores(scores, data.labels, data.class_names, holdout.classes)
+    return {"label_map": holdout.label_map, "classes": list(holdout.classes), **scored}
+
+
+def _held_out_metrics(held_out: dict) -> dict[str, float]:
+    """The held-out scores as flat MLflow metrics."""
+    flat = {
+        f"{group}_{key}": held_out[group][key]
+        for group in ("unseen", "seen")
+        for key in ("top1", "class_mean", "chance")
+    }
+    flat["harmonic_mean"] = held_out["harmonic_mean"]
+    flat.update({f"generalized_{key}": value for key, value in held_out["generalized"].items()})
+    return flat
+
+
 def evaluate_zeroshot(
     settings: dict,
     checkpoint: str | os.PathLike,
@@ -126,6 +159,10 @@ def evaluate_zeroshot(
     scores = (pretrained.encode_points(data.points) @ text.T).numpy()
     scored = classification_scores(scores, data.labels, data.class_names)
     dataset = "scanobjectnn" if spec.get("source") == "scanobjectnn" else spec["dataset"]
+    holdout = Holdout.from_record(pretrained.run.get("holdout"))
+    held_out = None
+    if holdout.classes and dataset == holdout.dataset:
+        held_out = held_out_class_scores(pretrained, holdout, spec["split"], common["num_points"], points, manifest)
     plot_confusion(
         scored["confusion"], list(data.class_names), confusion_png,
         title=f"zero-shot {spec['name']} ({spec['split']}): top-1 {scored['metrics']['top1']:.3f}",
@@ -140,6 +177,8 @@ def evaluate_zeroshot(
     with evaluation_run(settings, "zeroshot", f"zeroshot-{spec['name']}", pretrained) as tracker:
         tracker.log_params({"counts": counts})
         tracker.log_metrics({**scored["metrics"], "chance": chance})
+        if held_out:
+            tracker.log_metrics(_held_out_metrics(held_out))
         per_class = scored["per_class"].items()
         tracker.log_metrics({f"class_acc/{_metric_safe(name)}": value for name, value in per_class})
         tracker.log_artifact(confusion_png)
@@ -159,8 +198,12 @@ def evaluate_zeroshot(
             "per_class": scored["per_class"],
             "figures": {"confusion": str(confusion_png)},
         }
+        if held_out:
+            document["held_out_classes"] = held_out
         write_results(out, document)
         tracker.log_artifact(Path(out))
     log.info("zero-shot %s: %s over %d classes (chance %.3f)",
              spec["name"], scored["metrics"], counts["classes"], chance)  # fmt: skip
+    if held_out:
+        log.info("zero-shot %s, classes held out of pretraining: %s", spec["name"], _held_out_metrics(held_out))
     return document

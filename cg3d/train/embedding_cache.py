@@ -2,9 +2,10 @@
 
 Once the visual prompts are frozen, a view's CLIP image embedding never changes, so the 3D
 encoder can train against stored embeddings instead of running CLIP's image tower every step.
-One Parquet file per triplet shard (its training rows only) holds each object's [views, dim]
-float32 embeddings. Files are tagged with a hash of the prompt weights and reused only when
-it matches, so a resumed run never trains against embeddings of other prompts.
+One Parquet file per triplet shard (the training rows pretraining reads) holds each object's [views, dim]
+float32 embeddings. Files are tagged with a hash of the prompt weights (and of the excluded
+objects) and reused only when it matches, so a resumed run never trains against embeddings of
+other prompts.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from PIL import Image
 from tqdm import tqdm
 
 from cg3d.data.atomic import atomic_path
+from cg3d.data.dataset import select_rows
 from cg3d.data.shards import read_table
 from cg3d.models.cg3d import CG3D
 from cg3d.train.distributed import DistInfo
@@ -33,8 +35,11 @@ log = logging.getLogger(__name__)
 META_KEY = b"cg3d_image_cache"
 
 
-def prompts_hash(model: CG3D) -> str:
+def cache_tag(model: CG3D, exclude_ids: Collection[str] = ()) -> str:
+    """Names what a cache file holds: the prompts' weights, the model, and the excluded objects."""
     digest = hashlib.sha256()
+    for object_id in sorted(exclude_ids):
+        digest.update(object_id.encode() + b"\0")
     for name, tensor in sorted(model.visual_prompts.state_dict().items()):
         if "prompt" in name:
             digest.update(name.encode())
@@ -60,18 +65,23 @@ def _embed_views(model: CG3D, views: list[bytes], batch_size: int, device: torch
 
 
 def build_image_cache(
-    model: CG3D, shard_paths: list[Path], cache_dir: Path, info: DistInfo, batch_size: int
+    model: CG3D,
+    shard_paths: list[Path],
+    cache_dir: Path,
+    info: DistInfo,
+    batch_size: int,
+    exclude_ids: Collection[str] = (),
 ) -> None:
-    """Embed every training view of every shard (shards split over ranks), skipping valid files."""
-    tag = prompts_hash(model)
+    """Embed every training view of every shard but those of ``exclude_ids`` (shards split over
+    ranks), skipping valid files."""
+    tag = cache_tag(model, exclude_ids)
     model.eval()
     mine = sorted(shard_paths)[info.rank :: info.world_size]
     for shard in tqdm(mine, desc="caching image embeddings", disable=not info.is_main, unit="shard"):
         target = cache_dir / Path(shard).name
         if _cached_hash(target) == tag:
             continue
-        table = read_table(shard, ["object_id", "split", "views"])
-        table = table.filter(pc.equal(table.column("split"), "train"))
+        table = select_rows(read_table(shard, ["object_id", "split", "views"]), "train", exclude_ids)
         rows = []
         for object_id, views in zip(table.column("object_id").to_pylist(), table.column("views").to_pylist()):
             embedding = _embed_views(model, views, batch_size, info.device)
@@ -104,6 +114,10 @@ class CachedImageEmbeddings:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    @property
+    def object_ids(self) -> set[str]:
+        return set(self._by_id)
 
     def lookup(self, object_ids: list[str], view_indices: np.ndarray) -> torch.Tensor:
         rows = [self._by_id[o][int(v)] for o, v in zip(object_ids, view_indices)]

@@ -34,7 +34,7 @@ from cg3d.data.atomic import atomic_path
 from cg3d.data.augment import PointAugment
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
-from cg3d.evaluate.label_map import modelnet40_class_for
+from cg3d.evaluate.label_map import LABEL_MAPS, class_mapper
 from cg3d.evaluate.metrics import class_mean_accuracy, confusion_matrix, per_class_accuracy, topk_accuracy
 from cg3d.evaluate.plots import plot_confusion, plot_loss_curves
 from cg3d.models.factory import build_point_encoder
@@ -70,9 +70,6 @@ FINETUNE_DEFAULTS: dict = {
     "seed": 0,
 }
 
-LABEL_MAPS: dict[str, Callable[[str], str | None]] = {"modelnet40": modelnet40_class_for}
-
-
 def resolve_settings(section: dict | None) -> dict:
     """``FINETUNE_DEFAULTS`` overridden by ``section``; unknown keys are refused."""
     section = dict(section or {})
@@ -80,8 +77,8 @@ def resolve_settings(section: dict | None) -> dict:
     if unknown:
         raise ValueError(f"unknown finetune setting(s) {unknown}; known: {sorted(FINETUNE_DEFAULTS)}")
     resolved = {**FINETUNE_DEFAULTS, **section}
-    if resolved["label_map"] is not None and resolved["label_map"] not in LABEL_MAPS:
-        raise ValueError(f"finetune.label_map {resolved['label_map']!r} is unknown; known: {sorted(LABEL_MAPS)}")
+    if resolved["label_map"] not in LABEL_MAPS:
+        raise ValueError(f"finetune.label_map {resolved['label_map']!r} is unknown; known: {LABEL_MAPS}")
     for key in ("epochs", "batch_size", "votes", "min_per_class", "num_points"):
         if not isinstance(resolved[key], int) or resolved[key] < 1:
             raise ValueError(f"finetune.{key} must be a positive integer, got {resolved[key]!r}")
@@ -148,7 +145,7 @@ def select_classes(
 
     ``train_categories`` holds one entry per train object, so counts are object counts.
     """
-    mapper = LABEL_MAPS[label_map] if label_map is not None else (lambda category: category)
+    mapper = class_mapper(label_map)
     counts = Counter(c for c in map(mapper, train_categories) if c is not None)
     if classes is not None:
         short = {c: counts.get(c, 0) for c in classes if counts.get(c, 0) < min_per_class}

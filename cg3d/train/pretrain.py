@@ -11,6 +11,8 @@ Two schedules (``pretrain.schedule``):
     and the 3D encoder trains for ``epochs`` epochs against those cached targets with no CLIP
     forward in the loop.
 
+Objects of the classes in ``pretrain.holdout`` are never read (:mod:`cg3d.train.holdout`).
+
 Launched by torchrun (one process per GPU, or several CPU processes with gloo) or plain python.
 Rank 0 writes an atomic checkpoint after every epoch; rerunning after a kill resumes from it
 (same settings only). A non-finite loss stops the run with a clear error, keeping the last good
@@ -42,6 +44,7 @@ from cg3d.tracking import tracked_run, tracking_uri_from
 from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
 from cg3d.train.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
+from cg3d.train.holdout import Holdout
 from cg3d.train.optim import point_optimizer, prompt_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,8 @@ class Pretrainer:
         self.point_loss = CG3DLoss(weights["point_text"], weights["point_image"], image_text=0.0)
         self.prompt_loss = CG3DLoss(0.0, 0.0, weights["image_text"])
         self.shard_paths = shard_paths
+        self.holdout = Holdout.from_record({**self.train["holdout"], "dataset": self.train["dataset"]})
+        self.held_out_ids = self.holdout.object_ids(shard_paths)
         self.dataset = TripletDataset(
             shard_paths,
             num_points=self.train["num_points"],
@@ -105,6 +110,7 @@ class Pretrainer:
             seed=self.train["seed"],
             rank=info.rank,
             world_size=info.world_size,
+            exclude_ids=self.held_out_ids,
         )
         self.steps_per_epoch = self.dataset.steps_per_epoch(
             self.train["batch_size"], self.train["workers"], drop_last=True
@@ -297,8 +303,12 @@ class Pretrainer:
         for p in self.groups["prompts"]:
             p.requires_grad_(False)
         cache_dir = self.out_dir / "image_cache"
-        build_image_cache(self.model, self.shard_paths, cache_dir, self.info, self.train["batch_size"])
+        started = time.perf_counter()
+        build_image_cache(
+            self.model, self.shard_paths, cache_dir, self.info, self.train["batch_size"], self.held_out_ids
+        )
         self.image_cache = CachedImageEmbeddings(cache_dir, self.info.device)
+        self.history["image_cache/seconds"] = [time.perf_counter() - started]
 
     def run(self) -> dict:
         resumed = self.resume()
@@ -316,7 +326,7 @@ class Pretrainer:
             self.run_id = tracker.run_id
             if not resumed:
                 tracker.log_params(self.settings)
-                tracker.log_params({"clip_info": self.model.clip_info})
+                tracker.log_params({"clip_info": self.model.clip_info, "holdout_objects": len(self.held_out_ids)})
                 tracker.set_tags({"clip_pretrained": str(self.model.clip_info["clip_pretrained"]).lower()})
             total_started = time.perf_counter()
             while self.phase_index < len(plan):
@@ -357,6 +367,7 @@ class Pretrainer:
             "world_size": self.info.world_size,
             "train_seconds_this_launch": seconds,
             **self.model.clip_info,
+            "holdout": self.holdout.record(len(self.held_out_ids)),
             "final": {k: v[-1] for k, v in self.history.items()},
         }
         if self.info.is_main:
