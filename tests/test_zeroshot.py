@@ -74,13 +74,24 @@ def use_oracle(monkeypatch, labels: list[str]) -> None:
     monkeypatch.setattr(zeroshot, "load_pretrained", with_oracle)
 
 
-def run_zeroshot(pretrained_run, tmp_path, spec: dict, dataset: dict | None = None, **data) -> dict:
-    """The zero-shot job as its rule runs it; ``dataset`` is the mesh dataset's config block."""
-    directory, checkpoint, run_json, _ = pretrained_run
+def run_zeroshot(pretrained_run, tmp_path, spec: dict, dataset: dict | None = None, run_json=None, **data) -> dict:
+    """The zero-shot job as its rule runs it; ``dataset`` is the mesh dataset's config block,
+    ``run_json`` a pretraining record other than the fixture's."""
+    directory, checkpoint, fixture_run_json, _ = pretrained_run
     settings = eval_settings(directory, zeroshot=spec, **({"dataset": dataset} if dataset else {}))
     return zeroshot.evaluate_zeroshot(
-        settings, checkpoint, run_json, tmp_path / "zeroshot.json", tmp_path / "confusion.png", **data
-    )
+        settings, checkpoint, run_json or fixture_run_json, tmp_path / "zeroshot.json", tmp_path / "confusion.png",
+        **data,
+    )  # fmt: skip
+
+
+def modelnet_raw_with_oracle(tmp_path, monkeypatch) -> tuple[dict, dict]:
+    """The ModelNet40 fixture's dataset options and point data, scored by the box oracle."""
+    write_modelnet_raw(tmp_path / "ModelNet40", MODELNET_FIXTURE)
+    options = {"source": "modelnet40", "root": str(tmp_path / "ModelNet40")}
+    manifest, points = build_point_shards("modelnet40", options, tmp_path / "data")
+    use_oracle(monkeypatch, list(MODELNET_FIXTURE))
+    return options, {"points": points, "manifest": manifest}
 
 
 # --- pure parts ------------------------------------------------------------------------------
@@ -143,13 +154,10 @@ def test_prepared_cloud_is_unit_sphere_exact_fps_and_deterministic():
 
 
 def test_modelnet40_raw_off_through_point_shards_with_a_perfect_encoder(pretrained_run, tmp_path, monkeypatch):
-    directory, _, _, parent_id = pretrained_run
-    write_modelnet_raw(tmp_path / "ModelNet40", MODELNET_FIXTURE)
-    options = {"source": "modelnet40", "root": str(tmp_path / "ModelNet40")}
-    manifest, points = build_point_shards("modelnet40", options, tmp_path / "data")
-    use_oracle(monkeypatch, list(MODELNET_FIXTURE))
+    _, _, _, parent_id = pretrained_run
+    options, data = modelnet_raw_with_oracle(tmp_path, monkeypatch)
     spec = {"name": "modelnet40", "dataset": "modelnet40", "split": "test", "label_map": None}
-    document = run_zeroshot(pretrained_run, tmp_path, spec, points=points, manifest=manifest, dataset=options)
+    document = run_zeroshot(pretrained_run, tmp_path, spec, dataset=options, **data)
 
     assert document == read_results(tmp_path / "zeroshot.json")
     assert document["class_names"] == ["airplane", "bed", "chair", "night stand"]
@@ -175,19 +183,13 @@ def test_modelnet40_raw_off_through_point_shards_with_a_perfect_encoder(pretrain
 
 
 def test_classes_held_out_of_pretraining_are_scored_apart(pretrained_run, tmp_path, monkeypatch):
-    directory, checkpoint, run_json, _ = pretrained_run
-    write_modelnet_raw(tmp_path / "ModelNet40", MODELNET_FIXTURE)
-    options = {"source": "modelnet40", "root": str(tmp_path / "ModelNet40")}
-    manifest, points = build_point_shards("modelnet40", options, tmp_path / "data")
-    use_oracle(monkeypatch, list(MODELNET_FIXTURE))
-    record = json.loads(run_json.read_text())
+    options, data = modelnet_raw_with_oracle(tmp_path, monkeypatch)
+    record = json.loads(pretrained_run[2].read_text())
     holdout = {"dataset": "modelnet40", "label_map": "modelnet40", "classes": ["airplane", "bed"], "objects": 8}
     held_out_run = tmp_path / "run.json"
     held_out_run.write_text(json.dumps({**record, "holdout": holdout}))
     spec = {"name": "modelnet40", "dataset": "modelnet40", "split": "test", "label_map": None}
-    settings = eval_settings(directory, zeroshot=spec, dataset=options)
-    document = zeroshot.evaluate_zeroshot(settings, checkpoint, held_out_run, tmp_path / "zeroshot.json",
-                                          tmp_path / "confusion.png", points=points, manifest=manifest)  # fmt: skip
+    document = run_zeroshot(pretrained_run, tmp_path, spec, dataset=options, run_json=held_out_run, **data)
 
     assert document == read_results(tmp_path / "zeroshot.json")
     held_out = document["held_out_classes"]

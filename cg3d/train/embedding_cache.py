@@ -2,10 +2,10 @@
 
 Once the visual prompts are frozen, a view's CLIP image embedding never changes, so the 3D
 encoder can train against stored embeddings instead of running CLIP's image tower every step.
-One Parquet file per triplet shard (the training rows pretraining reads) holds each object's [views, dim]
-float32 embeddings. Files are tagged with a hash of the prompt weights (and of the excluded
-objects) and reused only when it matches, so a resumed run never trains against embeddings of
-other prompts.
+One Parquet file per triplet shard (the training rows pretraining reads) holds each object's
+[views, dim] float32 embeddings. Files are tagged with a hash of the prompt weights and of the
+excluded objects, and reused only when it matches, so a resumed run never trains against
+embeddings of other prompts.
 """
 
 from __future__ import annotations
