@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 from cg3d.data.shards import read_table
 from cg3d.evaluate.label_map import class_mapper
@@ -33,12 +32,8 @@ class Holdout:
         record = record or {}
         return cls(record.get("label_map"), tuple(record.get("classes") or ()), record.get("dataset"))
 
-    @cached_property
-    def _mapper(self):
-        return class_mapper(self.label_map)
-
     def class_of(self, category: str) -> str | None:
-        return self._mapper(category)
+        return class_mapper(self.label_map)(category)
 
     def holds_out(self, category: str) -> bool:
         return bool(self.classes) and self.class_of(category) in self.classes
