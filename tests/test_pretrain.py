@@ -181,10 +181,12 @@ def test_gradient_accumulation_steps_once_per_accumulated_batch(toy_shards, tmp_
 
 
 def _categories(paths: list[Path]) -> dict[str, str]:
-    ids, categories = {}, [read_table(path, ["object_id", "category"]) for path in paths]
-    for table in categories:
-        ids.update(zip(table.column("object_id").to_pylist(), table.column("category").to_pylist()))
-    return ids
+    """Object id -> category, over every row of the shards."""
+    by_id = {}
+    for path in paths:
+        table = read_table(path, ["object_id", "category"])
+        by_id.update(zip(table.column("object_id").to_pylist(), table.column("category").to_pylist()))
+    return by_id
 
 
 def test_held_out_classes_are_never_read(toy_shards, tmp_path):
