@@ -103,6 +103,16 @@ def _holdout_problems(config: dict) -> list[str]:
     return [f"config key 'pretrain.holdout.classes': {unknown} are not ModelNet40 classes (label_map: modelnet40)"]
 
 
+def with_defaults(defaults: dict, section: dict | None, key: str) -> dict:
+    """``defaults`` overridden by ``section`` (the config's free-form ``key.settings``); an
+    unknown key is refused, naming it and the known ones."""
+    section = dict(section or {})
+    unknown = sorted(set(section) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {key} setting(s) {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **section}
+
+
 def load_config(path: str | Path) -> dict:
     with open(path) as fh:
         return validate_config(yaml.safe_load(fh))

@@ -34,6 +34,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy.spatial import cKDTree
 
+from cg3d.config import with_defaults
 from cg3d.data.atomic import atomic_path
 from cg3d.data.captions import class_prompts
 from cg3d.data.dataset import subsample
@@ -79,11 +80,7 @@ _COLOURMAP = "inferno"
 
 def resolve_settings(section: dict | None) -> dict:
     """``SCENE_QUERY_DEFAULTS`` overridden by ``section``; unknown keys are refused."""
-    section = dict(section or {})
-    unknown = sorted(set(section) - set(SCENE_QUERY_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown scene_query setting(s) {unknown}; known: {sorted(SCENE_QUERY_DEFAULTS)}")
-    resolved = {**SCENE_QUERY_DEFAULTS, **section}
+    resolved = with_defaults(SCENE_QUERY_DEFAULTS, section, "scene_query")
     if resolved["source"] not in ("composed", "s3dis"):
         raise ValueError(f"scene_query.source must be 'composed' or 's3dis', got {resolved['source']!r}")
     if resolved["heat"] not in HEAT_REDUCTIONS:

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from cg3d.config import with_defaults
 from cg3d.data.atomic import atomic_path
 from cg3d.data.augment import PointAugment
 from cg3d.data.dataset import TripletDataset, load_split
@@ -70,13 +71,10 @@ FINETUNE_DEFAULTS: dict = {
     "seed": 0,
 }
 
+
 def resolve_settings(section: dict | None) -> dict:
     """``FINETUNE_DEFAULTS`` overridden by ``section``; unknown keys are refused."""
-    section = dict(section or {})
-    unknown = sorted(set(section) - set(FINETUNE_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown finetune setting(s) {unknown}; known: {sorted(FINETUNE_DEFAULTS)}")
-    resolved = {**FINETUNE_DEFAULTS, **section}
+    resolved = with_defaults(FINETUNE_DEFAULTS, section, "finetune")
     if resolved["label_map"] not in LABEL_MAPS:
         raise ValueError(f"finetune.label_map {resolved['label_map']!r} is unknown; known: {LABEL_MAPS}")
     for key in ("epochs", "batch_size", "votes", "min_per_class", "num_points"):
