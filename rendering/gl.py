@@ -69,11 +69,28 @@ def _loaded_platform() -> str | None:
     return name.removesuffix("platform")
 
 
+def import_pyrender(platform: str):
+    """pyrender, imported once ``platform`` is settled.
+
+    Importing pyrender imports OpenGL, which loads the platform's shared library (libEGL or
+    libOSMesa) there and then: a missing library surfaces here as PyOpenGL's plain ImportError or
+    an OSError, and becomes GLPlatformUnavailable with the package to install.
+    """
+    try:
+        import pyrender
+    except ModuleNotFoundError:
+        raise
+    except (ImportError, OSError) as exc:
+        raise context_error(platform, exc) from exc
+    return pyrender
+
+
 def context_error(platform: str, cause: BaseException) -> GLPlatformUnavailable:
-    """A GLPlatformUnavailable that says what to install for ``platform``."""
+    """A GLPlatformUnavailable that names ``platform`` and the Debian packages it needs."""
     remedy = {
-        "egl": "install Mesa's EGL (Debian: libegl-mesa0) or a GPU driver with EGL",
-        "osmesa": "install libosmesa6 and PyOpenGL>=3.1.5 (3.1.0 lacks OSMesaCreateContextAttribs)",
+        "egl": "install Mesa's EGL (Debian: libegl1 libegl-mesa0 libgl1-mesa-dri) or a GPU driver with EGL",
+        "osmesa": "install OSMesa (Debian: libosmesa6) and PyOpenGL>=3.1.5 (pyrender 0.1.45 pins "
+        "PyOpenGL 3.1.0, which lacks OSMesaCreateContextAttribs)",
     }[platform]
     return GLPlatformUnavailable(
         f"cannot create an offscreen OpenGL context with platform {platform!r}: "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rendering.cameras import LAYOUTS, camera_poses, framing_distance, look_at_origin
-from rendering.gl import context_error, release_offscreen, select_platform, set_multisampling
+from rendering.gl import context_error, import_pyrender, release_offscreen, select_platform, set_multisampling
 
 _WHITE = np.array([1.0, 1.0, 1.0, 1.0])
 _AMBIENT = np.array([0.35, 0.35, 0.35])
@@ -69,8 +69,7 @@ class Renderer:
         self.platform = select_platform(platform)
 
         # pyrender imports OpenGL, so it may only be imported once the platform is settled.
-        import pyrender
-
+        pyrender = import_pyrender(self.platform)
         self._offscreen = self._open_context(pyrender)
         # Free the context even if close() is never called, before pyrender's own __del__ could
         # terminate the EGL display other renderers share.

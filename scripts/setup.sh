@@ -10,6 +10,8 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         libegl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa >/dev/null
+elif ! ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so.0'; then
+    echo "setup: no Mesa EGL found and not root; rendering needs Debian's libegl1 libegl-mesa0 libgl1-mesa-dri" >&2
 fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"

