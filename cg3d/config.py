@@ -40,10 +40,35 @@ def _key(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) or "<root>"
 
 
+def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For a oneOf/anyOf failure, the failure inside the alternative the value came closest to
+    (fewest errors, then deepest), so the message names the offending key (``...sh3d.classes``)
+    rather than the whole entry. Alternatives that fail equally keep the oneOf message."""
+    while error.context:
+        branches: dict[int, list[jsonschema.ValidationError]] = {}
+        for inner in error.context:
+            branches.setdefault(inner.relative_schema_path[0], []).append(inner)
+        ranked = sorted(
+            branches.values(), key=lambda errors: (len(errors), -max(len(e.absolute_path) for e in errors))
+        )
+        closest = max(ranked[0], key=lambda e: len(e.absolute_path))
+        clear_winner = len(ranked) == 1 or len(ranked[0]) < len(ranked[1])
+        if not clear_winner and len(closest.absolute_path) <= len(error.absolute_path):
+            break
+        error = closest
+    return error
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    error = _most_specific(error)
+    expected = error.schema.get("description") if error.validator in ("oneOf", "anyOf") else None
+    return f"config key '{_key(error)}': {error.message}" + (f"; expected {expected}" if expected else "")
+
+
 def validate_config(config: dict) -> dict:
     """Raise ConfigError naming every offending key; return the config unchanged when valid."""
     errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
-    problems = [f"config key '{_key(e)}': {e.message}" for e in errors]
+    problems = [_problem(e) for e in errors]
     datasets = config.get("datasets", {})
     references = [("build", name) for name in config.get("build", [])]
     for section in ("pretrain", "finetune", "scene_query"):

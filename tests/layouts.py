@@ -9,6 +9,7 @@ class is recognisable from its geometry.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -242,6 +243,18 @@ def write_objaverse(root: Path, objects: list[dict], metadata: str | None = "csv
         writer = csv.DictWriter(handle, fieldnames=["uid", "name", "tags", "category"])
         writer.writeheader()
         writer.writerows({**row, "tags": ",".join(row["tags"])} for row in rows)
+    return path
+
+
+def write_objaverse_lvis(root: Path, annotations: dict[str, list[str]], absent: set[str] = frozenset()) -> Path:
+    """The Objaverse-LVIS layout: ``<root>/lvis-annotations.json.gz`` (category -> uids) beside
+    the GLBs of every annotated uid not in ``absent``, each a box shaped by its category."""
+    objects = [{"uid": uid, "category": category} for category, uids in annotations.items()
+               for uid in uids if uid not in absent]  # fmt: skip
+    write_objaverse(root, objects, metadata=None)
+    path = root / "lvis-annotations.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        json.dump(annotations, handle)
     return path
 
 

@@ -46,6 +46,10 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["pretrain"]["holdout"].update(classes=["stool", "couch"]), "pretrain.holdout.classes"),
         (lambda c: c["pretrain"]["holdout"].update(label_map="shapenet"), "pretrain.holdout.label_map"),
         (lambda c: c["pretrain"].pop("holdout"), "pretrain.holdout"),
+        (lambda c: c["evaluate"]["zeroshot"]["sh3d"].update(classes="modelnet41"), "evaluate.zeroshot.sh3d.classes"),
+        (lambda c: c["evaluate"]["zeroshot"]["sh3d"].pop("classes"), "evaluate.zeroshot.sh3d.classes"),
+        (lambda c: c["evaluate"]["zeroshot"]["scanobjectnn"].update(variant="X"),
+         "evaluate.zeroshot.scanobjectnn.variant"),
     ],
 )
 def test_mistakes_name_the_key(mutate, key):

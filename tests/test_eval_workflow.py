@@ -15,6 +15,7 @@ from test_workflow import snakemake, yaml_default
 from workflow_config import small_config, write_config
 
 from cg3d.config import ConfigError, validate_config
+from cg3d.evaluate.label_map import MODELNET40_CLASSES
 from cg3d.evaluate.results import read_results
 
 TARGETS = ("results/zeroshot_modelnet40.json", "results/retrieval_toy.json")
@@ -34,7 +35,7 @@ def eval_config(**evaluate) -> dict:
         num_points=256,
         batch_size=16,
         device="cpu",
-        zeroshot={"modelnet40": {"dataset": "modelnet40", "split": "test", "label_map": None}},
+        zeroshot={"modelnet40": {"dataset": "modelnet40", "split": "test", "label_map": None, "classes": "modelnet40"}},
         retrieval={"toy": {"split": "test", "views": [0, 2]}},
         gallery={"queries": 3, "hits": 4},
         targets=["zeroshot_modelnet40", "retrieval_toy"],
@@ -81,8 +82,9 @@ def test_run_writes_valid_results_linked_to_the_pretraining_run(ran):
             assert (ran / figure).stat().st_size > 0
     assert stages == dict(zip(TARGETS, ["zeroshot", "retrieval"]))
     modelnet = read_results(ran / "results/zeroshot_modelnet40.json")
-    assert modelnet["counts"] == {"objects": 3, "excluded": 0, "missing": 0, "classes": 2}
-    assert modelnet["class_names"] == ["chair", "night stand"]
+    assert modelnet["counts"] == {"objects": 3, "excluded": 0, "missing": 0, "classes": 40}
+    assert modelnet["class_names"] == list(MODELNET40_CLASSES) and modelnet["chance"] == 1 / 40
+    assert set(modelnet["protocols"]) == {"single", "ensemble"}
 
 
 def test_all_ends_with_fine_tuning_and_scene_queries(ran):
@@ -148,7 +150,8 @@ def test_evaluations_must_name_configured_datasets_evaluations_and_rendered_view
         targets=["zeroshot_modelnet40", "retrieval_shapes"],
         retrieval={"toy": {"split": "test", "views": [0, 3]}, "shapes": {"split": "test", "views": [0]}},
     )
-    config["evaluate"]["zeroshot"]["mn10"] = {"dataset": "modelnet10", "split": "test", "label_map": None}
+    config["evaluate"]["zeroshot"]["mn10"] = {"dataset": "modelnet10", "split": "test", "label_map": None,
+                                              "classes": "modelnet10"}  # fmt: skip
     with pytest.raises(ConfigError) as error:
         validate_config(config)
     message = str(error.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import h5py
 import mlflow
@@ -13,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from eval_fixtures import build_point_shards, eval_settings, make_pretrained_run
 from layouts import (
     SCANOBJECTNN_CLASSES,
     class_mesh,
     write_modelnet_raw,
     write_modelnet_resampled,
+    write_objaverse_lvis,
     write_scanobjectnn,
     write_sh3d_catalog,
 )
@@ -26,6 +29,7 @@ from PIL import Image
 
 from cg3d.data.captions import TEMPLATES, class_prompts
 from cg3d.evaluate import zeroshot
+from cg3d.evaluate.class_lists import CLASS_LISTS, resolve_class_list
 from cg3d.evaluate.eval_data import (
     EvalClouds,
     EvalDataMissing,
@@ -33,6 +37,7 @@ from cg3d.evaluate.eval_data import (
     prepare_cloud,
     scanobjectnn_file,
 )
+from cg3d.evaluate.label_map import MODELNET40_CLASSES
 from cg3d.evaluate.pretrained import load_pretrained
 from cg3d.evaluate.results import ResultsError, read_results, write_results
 
@@ -62,12 +67,13 @@ class BoxOracle(torch.nn.Module):
         return self.class_text[torch.cdist(signature, self.signatures).argmin(dim=1)]
 
 
-def use_oracle(monkeypatch, labels: list[str]) -> None:
+def use_oracle(monkeypatch, labels: list[str], templates=TEMPLATES) -> None:
+    """Score with BoxOracle answering the ``templates`` embedding of each class."""
     real = zeroshot.load_pretrained
 
     def with_oracle(*args, **kwargs):
         pretrained = real(*args, **kwargs)
-        text = zeroshot.class_embeddings(pretrained, labels)
+        text = zeroshot.class_embeddings(pretrained, labels, templates)
         pretrained.model.point_encoder = BoxOracle(labels, text)
         return pretrained
 
@@ -255,7 +261,99 @@ def test_sh3d_names_mapped_to_modelnet40_with_unmapped_objects_counted(pretraine
     assert document["label_map"] == "modelnet40" and document["chance"] == 0.5
 
 
+# --- protocols and fixed class lists ------------------------------------------------------------
+
+
+def test_both_protocols_score_every_class_of_the_fixed_list(pretrained_run, tmp_path, monkeypatch):
+    options, data = modelnet_raw_with_oracle(tmp_path, monkeypatch)
+    use_oracle(monkeypatch, list(MODELNET_FIXTURE), templates=[zeroshot.SINGLE_PROMPT])
+    spec = {"name": "modelnet40", "dataset": "modelnet40", "split": "test", "label_map": None, "classes": "modelnet40"}
+    document = run_zeroshot(pretrained_run, tmp_path, spec, dataset=options, **data)
+
+    assert document == read_results(tmp_path / "zeroshot.json")
+    assert document["class_names"] == list(MODELNET40_CLASSES) and document["class_list"] == "modelnet40"
+    assert document["counts"] == {"objects": 11, "excluded": 0, "missing": 0, "classes": 40}
+    assert document["chance"] == 1 / 40
+    single, ensemble = document["protocols"]["single"], document["protocols"]["ensemble"]
+    assert single["prompts"] == ["This is a {}"] and ensemble["prompts"] == len(TEMPLATES)
+    # The encoder answers with single-prompt embeddings: that protocol is perfect over all 40 names.
+    assert single["metrics"] == {"top1": 1.0, "top5": 1.0, "class_mean": 1.0}
+    assert single["per_class"] == {"airplane": 1.0, "bed": 1.0, "chair": 1.0, "night_stand": 1.0}
+    assert document["headline_protocol"] == "ensemble" and document["metrics"] == ensemble["metrics"]
+    run = mlflow.MlflowClient(tracking_uri=document["mlflow"]["tracking_uri"]).get_run(document["mlflow"]["run_id"])
+    assert run.data.metrics["single/top1"] == 1.0 and run.data.metrics["ensemble/top1"] == ensemble["metrics"]["top1"]
+
+
+def test_a_class_without_objects_in_the_split_still_competes(pretrained_run, tmp_path, monkeypatch):
+    options, data = modelnet_raw_with_oracle(tmp_path, monkeypatch)
+    use_oracle(monkeypatch, ["bathtub"] * 4)  # every cloud looks like a bathtub, which the split lacks
+    spec = {"name": "mn40", "dataset": "modelnet40", "split": "test", "label_map": None, "classes": "modelnet40"}
+    document = run_zeroshot(pretrained_run, tmp_path, spec, dataset=options, **data)
+    assert document["metrics"]["top1"] == 0.0 and "bathtub" not in document["per_class"]
+    present_only = run_zeroshot(pretrained_run, tmp_path, dict(spec, classes=None), dataset=options, **data)
+    assert present_only["counts"]["classes"] == 4 and present_only["metrics"]["top1"] > 0.0
+
+
+def test_a_users_class_and_template_files(pretrained_run, tmp_path, monkeypatch):
+    options, data = modelnet_raw_with_oracle(tmp_path, monkeypatch)
+    (tmp_path / "classes.txt").write_text("chair\nnight stand\n\nsofa\n")
+    (tmp_path / "templates.txt").write_text("a {} in the dark.\nan outline of a {}.\n")
+    spec = {"name": "mine", "dataset": "modelnet40", "split": "test", "label_map": None,
+            "classes": str(tmp_path / "classes.txt"), "templates": str(tmp_path / "templates.txt")}  # fmt: skip
+    document = run_zeroshot(pretrained_run, tmp_path, spec, dataset=options, **data)
+    assert document["class_names"] == ["chair", "night stand", "sofa"]
+    assert document["counts"] == {"objects": 6, "excluded": 5, "missing": 0, "classes": 3}  # airplanes, beds out
+    assert document["templates"] == document["protocols"]["ensemble"]["prompts"] == 2
+
+
+def test_objaverse_lvis_is_scored_on_its_annotation_list_and_counts_uids_without_a_glb(
+    pretrained_run, tmp_path, monkeypatch
+):
+    annotations = {"aerosol_can": ["u1", "u2"], "bow_(weapon)": ["u3", "u4"], "Band_Aid": ["u5"], "yoke": []}
+    write_objaverse_lvis(tmp_path / "objaverse", annotations, absent={"u5"})
+    options = {"source": "objaverse", "root": str(tmp_path / "objaverse")}
+    manifest, points = build_point_shards("objaverse", options, tmp_path / "data")
+    use_oracle(monkeypatch, list(annotations))
+    spec = {"name": "lvis", "dataset": "objaverse", "split": "all", "label_map": None, "classes": "lvis"}
+    document = run_zeroshot(pretrained_run, tmp_path, spec, points=points, manifest=manifest, dataset=options)
+    assert document == read_results(tmp_path / "zeroshot.json")
+    assert document["class_names"] == sorted(annotations) and document["split"] == "all"
+    assert document["counts"] == {"objects": 4, "excluded": 0, "missing": 0, "classes": 4, "annotated_not_on_disk": 1}
+    assert document["metrics"]["top1"] == 1.0 and document["chance"] == 1 / 4
+
+
+def test_class_list_names_in_the_schema_are_the_registry():
+    schema = yaml.safe_load(Path("workflow/schemas/config.schema.yaml").read_text())
+    assert schema["$defs"]["zeroshot_classes"]["oneOf"][1]["enum"] == list(CLASS_LISTS)
+
+
 # --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("a photo of a thing.\n", "exactly one '{}' slot"), ("\n\n", "holds no template"), ("a {} {}\n", "exactly one")],
+)
+def test_a_template_file_without_one_slot_is_refused(tmp_path, text, message):
+    (tmp_path / "t.txt").write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        zeroshot.zeroshot_templates({"name": "mine", "templates": str(tmp_path / "t.txt")})
+    assert "evaluate.zeroshot.mine.templates" in str(error.value)
+
+
+def test_empty_or_repeated_class_lists_and_lvis_without_annotations_are_refused(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "twice.txt").write_text("night_stand\nnight stand\n")
+    with pytest.raises(ValueError, match="evaluate.zeroshot.x.classes: the class-name file .* lists no class"):
+        resolve_class_list({"name": "x", "classes": str(tmp_path / "empty.txt")})
+    with pytest.raises(ValueError, match=r"names \['night stand'\] more than once"):
+        resolve_class_list({"name": "x", "classes": str(tmp_path / "twice.txt")})
+    with pytest.raises(ValueError, match="'lvis' needs an objaverse dataset"):
+        resolve_class_list({"name": "x", "dataset": "o", "classes": "lvis"}, {"source": "objaverse", "root": str(tmp_path)})
+    with pytest.raises(ValueError, match="cannot read"):
+        resolve_class_list({"name": "x", "classes": str(tmp_path / "absent.txt")})
+
+
 
 
 def test_missing_scanobjectnn_names_the_file_and_the_config_key(tmp_path):

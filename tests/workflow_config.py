@@ -25,7 +25,7 @@ def small_config(**overrides) -> dict:
     config["pretrain"]["holdout"] = {"label_map": None, "classes": []}  # SH3D's default classes
     config["clip"]["model"] = "cg3d-tiny-vit"  # builds in a blink; the MiniLM tower has its own tests
     config["evaluate"].update(
-        zeroshot={"toy": {"dataset": "toy", "split": "test", "label_map": None}},
+        zeroshot={"toy": {"dataset": "toy", "split": "test", "label_map": None, "classes": None}},
         retrieval={"toy": {"split": "test", "views": [0, 2]}},
         targets=["zeroshot_toy", "retrieval_toy"],
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 
@@ -83,10 +84,10 @@ def fill(template: str, subject: str) -> str:
     return template[: match.start()] + replacement + template[match.end() :]
 
 
-def class_prompts(category: str) -> list[str]:
+def class_prompts(category: str, templates: Sequence[str] = TEMPLATES) -> list[str]:
     """Every template filled with one class name: the prompt ensemble for zero-shot accuracy."""
     name = _require_phrase(category, "category")
-    return [fill(template, name) for template in TEMPLATES]
+    return [fill(template, name) for template in templates]
 
 
 def captions_for(

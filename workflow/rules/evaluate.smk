@@ -41,6 +41,15 @@ def zeroshot_data(wildcards):
     return [f"{DATA}/{dataset}/manifest.parquet", *points]
 
 
+def zeroshot_files(wildcards):
+    """The entry's own class-name and template files, so editing one reruns the entry."""
+    from cg3d.evaluate.class_lists import CLASS_LISTS
+
+    options = zeroshot_options(wildcards.name)
+    classes = options.get("classes")
+    return [path for path in (None if classes in CLASS_LISTS else classes, options.get("templates")) if path]
+
+
 def zeroshot_data_arguments(wildcards, input):
     """--manifest/--points for a pipeline dataset; ScanObjectNN's files follow from --settings."""
     options = zeroshot_options(wildcards.name)
@@ -64,6 +73,7 @@ rule zeroshot:
         checkpoint=rules.pretrain.output.checkpoint,
         run=rules.pretrain.output.run,
         data=zeroshot_data,
+        files=zeroshot_files,
     output:
         results=f"{RESULTS}/zeroshot_{{name}}.json",
         confusion=f"{RESULTS}/zeroshot_{{name}}_confusion.png",

@@ -1,12 +1,19 @@
-"""Objaverse: a folder of ``<uid>.glb`` files at any depth, plus an optional metadata table.
+"""Objaverse: a folder of ``<uid>.glb`` files at any depth, plus optional metadata and LVIS labels.
 
 Option ``metadata`` points to a CSV or Parquet table with a ``uid`` column and any of ``name``,
-``tags`` (a list, or one string separated by commas), ``category`` and ``license``. Objects the
-table does not describe, or describes without a category, get the category "object".
+``tags`` (a list, or one string separated by commas), ``category`` and ``license``.
+
+Objaverse-LVIS labels come from the release's ``lvis-annotations.json.gz`` (what
+``objaverse.load_lvis_annotations()`` reads: a JSON object mapping each of the 1,156 LVIS
+category names to the uids annotated with it), found beside the GLBs at ``<root>`` or at option
+``lvis_annotations``. An LVIS label wins over the table's category. Objects neither describes get
+the category "object".
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +25,7 @@ from cg3d.data.manifest import MeshRecord, hash_split
 from cg3d.data.sources.naming import category_words
 
 DEFAULT_CATEGORY = "object"
+LVIS_ANNOTATIONS = "lvis-annotations.json.gz"
 DEFAULT_LICENSE = "Objaverse: per-object Creative Commons licence (see the uid's Sketchfab page)"
 
 
@@ -31,11 +39,12 @@ class ObjaverseSource(MeshSource):
     def records(self) -> list[MeshRecord]:
         root = self.require_root()
         metadata = self._metadata()
+        lvis = {uid: category for category, uids in self.lvis_annotations().items() for uid in uids}
         records = []
         for path in sorted(root.rglob("*.glb")):
             uid = path.stem
             row = metadata.get(uid, {})
-            category = category_words(row.get("category") or "") or DEFAULT_CATEGORY
+            category = category_words(lvis.get(uid) or row.get("category") or "") or DEFAULT_CATEGORY
             object_id = f"{self.dataset}/{uid}"
             records.append(
                 MeshRecord(
@@ -50,6 +59,11 @@ class ObjaverseSource(MeshSource):
                 )
             )
         return records
+
+    def lvis_annotations(self) -> dict[str, list[str]]:
+        """LVIS category -> annotated uids, sorted by category (empty when there is no file)."""
+        path = lvis_annotations_path(self.dataset, self.options)
+        return read_lvis_annotations(path) if path else {}
 
     def _metadata(self) -> dict[str, dict]:
         """uid -> row of the metadata table (empty when option ``metadata`` is not set)."""
@@ -66,6 +80,42 @@ class ObjaverseSource(MeshSource):
                 f"{path} has no 'uid' column (columns: {', '.join(table.column_names)})"
             )
         return {str(row["uid"]): row for row in table.to_pylist()}
+
+
+def lvis_annotations_path(dataset: str, options: dict) -> Path | None:
+    """The LVIS annotation file of an objaverse dataset: option ``lvis_annotations``, or the
+    release's file beside the GLBs; None when neither is there."""
+    if options.get("lvis_annotations"):
+        path = Path(options["lvis_annotations"])
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"LVIS annotations {path} not found (config key: datasets.{dataset}.lvis_annotations)"
+            )
+        return path
+    beside = Path(options["root"]) / LVIS_ANNOTATIONS
+    return beside if beside.is_file() else None
+
+
+def read_lvis_annotations(path: Path) -> dict[str, list[str]]:
+    """``{category: [uid, ...]}`` from a gzipped (or plain) JSON file, sorted by category; a uid
+    annotated twice keeps the first category in that order."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            annotations = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable LVIS annotation file ({error})") from error
+    valid = isinstance(annotations, dict) and all(
+        isinstance(uids, list) and all(isinstance(uid, str) for uid in uids) for uids in annotations.values()
+    )
+    if not valid or not annotations:
+        raise ValueError(f"{path} must map each LVIS category to a list of uids")
+    claimed: set[str] = set()
+    result = {}
+    for category in sorted(annotations):
+        result[category] = [uid for uid in annotations[category] if uid not in claimed]
+        claimed.update(annotations[category])
+    return result
 
 
 def _read_csv(path: Path) -> pa.Table:

@@ -1,0 +1,81 @@
+"""The fixed class lists zero-shot benchmarks score against, and user-supplied lists and templates.
+
+A benchmark's accuracy is defined over its whole published class list: every class competes for
+every object, including classes with no object in the evaluated split, so chance is one over the
+list's length and numbers compare with other papers'. ``evaluate.zeroshot.<name>.classes`` names
+one of ``CLASS_LISTS``, or a text file with one class name per line; null keeps the categories
+found in the split (a dataset without a benchmark).
+
+Names are matched to object categories as lowercase words ("night_stand" = "night stand"), so a
+list may spell them either way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cg3d.data.sources.naming import category_words
+from cg3d.data.sources.objaverse import lvis_annotations_path, read_lvis_annotations
+from cg3d.evaluate.eval_data import SCANOBJECTNN_CLASSES
+from cg3d.evaluate.label_map import MODELNET10_CLASSES, MODELNET40_CLASSES
+
+CLASS_LISTS = ("modelnet40", "modelnet10", "scanobjectnn", "lvis")
+"""Named class lists; lvis is read from the evaluated Objaverse dataset's annotation file."""
+
+_FIXED = {"modelnet40": MODELNET40_CLASSES, "modelnet10": MODELNET10_CLASSES, "scanobjectnn": SCANOBJECTNN_CLASSES}
+
+
+def resolve_class_list(spec: dict, dataset: dict | None = None) -> tuple[str, ...] | None:
+    """The class list a zero-shot entry asks for (None: the categories found).
+
+    ``spec`` is the entry (with its ``name``), ``dataset`` the evaluated dataset's config block,
+    whose annotation file ``lvis`` reads.
+    """
+    key = f"evaluate.zeroshot.{spec['name']}.classes"
+    classes = spec.get("classes")
+    if classes is None:
+        return None
+    if classes in _FIXED:
+        return _FIXED[classes]
+    if classes == "lvis":
+        path = None
+        if dataset and dataset.get("source") == "objaverse":
+            path = lvis_annotations_path(spec["dataset"], dataset)
+        if path is None:
+            raise ValueError(
+                f"{key}: 'lvis' needs an objaverse dataset with lvis-annotations.json.gz beside its GLBs "
+                f"(or datasets.<name>.lvis_annotations)"
+            )
+        return tuple(read_lvis_annotations(path))
+    return read_class_names(classes, key)
+
+
+def read_class_names(path: str | os.PathLike, key: str) -> tuple[str, ...]:
+    """One class per non-blank line; refused when empty or when two lines name the same class."""
+    names = tuple(line.strip() for line in _read_lines(path, key) if line.strip())
+    if not names:
+        raise ValueError(f"{key}: the class-name file {path} lists no class")
+    words = [category_words(name) for name in names]
+    repeated = sorted({w for w in words if words.count(w) > 1})
+    if repeated:
+        raise ValueError(f"{key}: the class-name file {path} names {repeated} more than once")
+    return names
+
+
+def read_templates(path: str | os.PathLike, key: str) -> tuple[str, ...]:
+    """Prompt templates, one per non-blank line, each with one ``{}`` slot for the class name."""
+    templates = tuple(line.strip() for line in _read_lines(path, key) if line.strip())
+    if not templates:
+        raise ValueError(f"{key}: the template file {path} holds no template")
+    slotless = [t for t in templates if t.count("{}") != 1]
+    if slotless:
+        raise ValueError(f"{key}: every template needs exactly one '{{}}' slot for the class name; {path} has {slotless[:3]}")
+    return templates
+
+
+def _read_lines(path: str | os.PathLike, key: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{key}: cannot read {path} ({error})") from error
