@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from cg3d.config import settings_hash
 from cg3d.data import shards
-from cg3d.data.augment import PointAugment
+from cg3d.data.augment import PRESETS
 from cg3d.data.dataset import TripletDataset, subsample
 from cg3d.data.fps import farthest_point_sample
 
@@ -146,7 +146,7 @@ class InMemoryBaseline:
     def __init__(self, paths: list[Path], seed: int = 0):
         columns = ["object_id", "category", "points", "captions", "views"]
         self.frame = pq.read_table(paths, columns=columns).to_pandas()
-        self.augment = PointAugment()
+        self.augment = PRESETS["cg3d"]
         self.transform = clip_preprocess()
         self.rng = np.random.default_rng(seed)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from cg3d.data.augment import build_augmentation
 from cg3d.evaluate.label_map import MODELNET40_CLASSES
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -77,7 +78,7 @@ def validate_config(config: dict) -> dict:
     for key, name in references:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
-    problems += _evaluation_problems(config) + _holdout_problems(config)
+    problems += _evaluation_problems(config) + _holdout_problems(config) + _augment_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -126,6 +127,18 @@ def _holdout_problems(config: dict) -> list[str]:
     if not unknown:
         return []
     return [f"config key 'pretrain.holdout.classes': {unknown} are not ModelNet40 classes (label_map: modelnet40)"]
+
+
+def _augment_problems(config: dict) -> list[str]:
+    """Each listed augmentation step takes only its own parameters, in range."""
+    recipe = config.get("pretrain", {}).get("augment")
+    if not isinstance(recipe, list) or not all(isinstance(step, dict) for step in recipe):
+        return []  # the schema reports it
+    try:
+        build_augmentation(recipe)
+    except ValueError as error:
+        return [str(error)]
+    return []
 
 
 def with_defaults(defaults: dict, section: dict | None, key: str) -> dict:

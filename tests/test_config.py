@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from cg3d.config import ConfigError, load_config, settings_hash, validate_config
+from cg3d.data.augment import PRESETS, STEPS
+from cg3d.data.dataset import SUBSAMPLE_METHODS
 from workflow_config import REPO
 
 
@@ -48,6 +50,10 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["pretrain"].pop("holdout"), "pretrain.holdout"),
         (lambda c: c["evaluate"]["zeroshot"]["sh3d"].update(classes="modelnet41"), "evaluate.zeroshot.sh3d.classes"),
         (lambda c: c["evaluate"]["zeroshot"]["sh3d"].pop("classes"), "evaluate.zeroshot.sh3d.classes"),
+        (lambda c: c["pretrain"].update(augment="paper"), "pretrain.augment"),
+        (lambda c: c["pretrain"].update(augment=[{"step": "spin"}]), "pretrain.augment.0.step"),
+        (lambda c: c["pretrain"].update(augment=[{"step": "jitter", "amount": 1.0}]), "pretrain.augment.0"),
+        (lambda c: c["pretrain"].update(fps="fresh"), "pretrain.fps"),
         (lambda c: c["evaluate"]["zeroshot"]["scanobjectnn"].update(variant="X"),
          "evaluate.zeroshot.scanobjectnn.variant"),
     ],
@@ -65,3 +71,12 @@ def test_settings_hash_is_canonical():
     c = settings_hash({"render": {"size": 224, "views": 10}, "points": {"count": 8192}})
     assert a == b != c
     assert len(a) == 16 and int(a, 16) >= 0
+
+
+def test_schema_enums_are_the_registries():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    pretrain = schema["properties"]["pretrain"]["properties"]
+    presets, steps = pretrain["augment"]["oneOf"]
+    assert presets["enum"] == list(PRESETS)
+    assert steps["items"]["properties"]["step"]["enum"] == list(STEPS)
+    assert pretrain["fps"]["enum"] == list(SUBSAMPLE_METHODS)

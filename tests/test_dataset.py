@@ -18,8 +18,21 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from cg3d.data import shards
-from cg3d.data.augment import PointAugment, euler_rotation, perturbation_rotation, point_dropout
-from cg3d.data.dataset import TripletDataset, load_split
+from cg3d.data.augment import (
+    PRESETS,
+    Augmentation,
+    Dropout,
+    Jitter,
+    Perturb,
+    RotateUp,
+    RotateUp90,
+    Scale,
+    Translate,
+    build_augmentation,
+    euler_rotation,
+    point_dropout,
+)
+from cg3d.data.dataset import PREFIX_POOL, TripletDataset, load_split
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError
 
@@ -303,6 +316,23 @@ def test_prefix_of_fps_ordered_clouds_is_their_fps_subsample(tmp_path):
         np.testing.assert_array_equal(sample["points"].numpy(), cloud[farthest_point_sample(cloud, 16, "bucket")])
 
 
+def test_prefix_subset_draws_fresh_points_from_the_fps_prefix_each_epoch(tmp_path):
+    paths = write_triplets(tmp_path, [6, 4], fps_ordered=True)
+    dataset = TripletDataset(paths, num_points=16, fps="prefix_subset", augment=Augmentation(()), with_images=False)
+    epochs = []
+    for epoch in range(2):
+        dataset.set_epoch(epoch)
+        epochs.append({s["object_id"]: s["points"].numpy() for s in dataset})
+    for object_id, points in epochs[0].items():
+        pool = {tuple(p) for p in fps_order(stored_cloud(object_id))[: PREFIX_POOL * 16]}
+        assert len({tuple(p) for p in points}) == 16 and {tuple(p) for p in points} <= pool
+        assert not np.array_equal(points, epochs[1][object_id])  # a new subset every epoch
+    # Without augmentation (evaluation) it is the plain prefix: deterministic.
+    plain = TripletDataset(paths, num_points=16, fps="prefix_subset", augment=False, with_images=False)
+    for sample in plain:
+        np.testing.assert_array_equal(sample["points"].numpy(), fps_order(stored_cloud(sample["object_id"]))[:16])
+
+
 def test_prefix_refuses_clouds_not_in_fps_order(triplets):
     _, paths = triplets
     with pytest.raises(ShardError, match="not stored in farthest-point order"):
@@ -322,23 +352,17 @@ def test_load_split_returns_arrays_for_evaluation(triplets):
 
 # --- augmentation -------------------------------------------------------------------------
 
-# Every augmentation switched off; tests switch on the one they examine.
-ONLY_NOTHING = dict(
-    rotation_sigma=0.0,
-    scale_low=1.0,
-    scale_high=1.0,
-    translate=0.0,
-    jitter_sigma=0.0,
-    dropout_max_ratio=0.0,
-)
-
 
 def unit_cloud(count=512, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, size=(count, 3)).astype(np.float32)
 
 
+def only(*steps) -> Augmentation:
+    return Augmentation(tuple(steps))
+
+
 def test_scale_is_anisotropic_within_two_thirds_to_three_halves():
-    augment = PointAugment(**{**ONLY_NOTHING, "scale_low": 2 / 3, "scale_high": 3 / 2})
+    augment = only(Scale(low=2 / 3, high=3 / 2))
     rng = np.random.default_rng(0)
     axes = np.eye(3, dtype=np.float32)
     factors = np.array([np.diag(augment(axes, rng)[0]) for _ in range(2000)])
@@ -348,17 +372,16 @@ def test_scale_is_anisotropic_within_two_thirds_to_three_halves():
 
 
 def test_jitter_is_clipped_noise_of_the_right_size():
-    augment = PointAugment(**{**ONLY_NOTHING, "jitter_sigma": 0.01, "jitter_clip": 0.05})
     cloud = unit_cloud(20000)
-    moved = augment(cloud, np.random.default_rng(1))[0] - cloud
+    moved = only(Jitter(sigma=0.01, clip=0.05))(cloud, np.random.default_rng(1))[0] - cloud
     assert np.abs(moved).max() <= 0.05 + 1e-6
     assert 0.009 < moved.std() < 0.011
-    wide = PointAugment(**{**ONLY_NOTHING, "jitter_sigma": 0.05, "jitter_clip": 0.05})
+    wide = only(Jitter(sigma=0.05, clip=0.05))
     assert np.abs(wide(cloud, np.random.default_rng(1))[0] - cloud).max() <= 0.05 + 1e-6
 
 
 def test_translation_is_one_shift_within_bounds():
-    augment = PointAugment(**{**ONLY_NOTHING, "translate": 0.2})
+    augment = only(Translate(amount=0.2))
     cloud = unit_cloud()
     shifts = []
     for seed in range(200):
@@ -374,18 +397,37 @@ def test_euler_rotation_matches_scipy():
         np.testing.assert_allclose(euler_rotation(angles), expected, atol=1e-12)
 
 
-def test_rotation_is_small_and_rigid_with_up_axis_spin_optional():
+def test_perturbation_is_a_small_rigid_rotation():
     rng = np.random.default_rng(2)
+    axes = np.eye(3, dtype=np.float64)
     for _ in range(500):
-        rotation = perturbation_rotation(rng, sigma=0.06, clip=0.18)
+        rotation = only(Perturb(sigma=0.06, clip=0.18))(axes, rng)[0].T
         np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
         angle = np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))
         assert angle <= 0.18 * np.sqrt(3) + 1e-9
-    up = np.array([0.0, 1.0, 0.0])
-    spins = [perturbation_rotation(rng, 0.0, 0.0, up_rotation=True) for _ in range(200)]
-    assert all(np.allclose(r @ up, up) for r in spins)  # +Y stays up
-    headings = [np.arctan2(*(r @ [1.0, 0.0, 0.0])[[2, 0]]) for r in spins]
-    assert np.ptp(headings) > 5.5  # spins cover the circle
+
+
+@pytest.mark.parametrize(("step", "quarter_turns_only"), [(RotateUp(), False), (RotateUp90(), True)])
+def test_turns_about_the_up_axis_keep_y_up(step, quarter_turns_only):
+    rng = np.random.default_rng(2)
+    probe = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    headings = []
+    for _ in range(200):
+        east, up = only(step)(probe, rng)[0]
+        np.testing.assert_allclose(up, [0.0, 1.0, 0.0], atol=1e-12)  # +Y stays up
+        headings.append(np.degrees(np.arctan2(east[2], east[0])) % 360)
+    if quarter_turns_only:
+        assert sorted({round(h) % 360 for h in headings}) == [90, 180, 270]  # never the identity
+    else:
+        assert np.ptp(headings) > 300  # turns cover the circle
+
+
+def test_each_step_fires_with_its_own_probability():
+    cloud = unit_cloud(64)
+    rng = np.random.default_rng(7)
+    fired = [not np.array_equal(only(Translate(p=0.3))(cloud, rng)[0], cloud) for _ in range(4000)]
+    assert 0.27 < np.mean(fired) < 0.33
+    assert all(np.array_equal(only(Translate(p=0.0))(cloud, rng)[0], cloud) for _ in range(50))
 
 
 def test_normals_stay_unit_and_perpendicular_to_the_transformed_surface():
@@ -395,8 +437,8 @@ def test_normals_stay_unit_and_perpendicular_to_the_transformed_surface():
     tangent_a, tangent_b = np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 2.0])
     points = (u * tangent_a + v * tangent_b).astype(np.float32)
     normals = np.tile(np.array([1.0, 2.0, -1.0]) / np.sqrt(6), (256, 1)).astype(np.float32)
-    # Everything that moves points coherently: rotation, spin, scale, translation.
-    augment = PointAugment(up_rotation=True, jitter_sigma=0.0, dropout_max_ratio=0.0)
+    # Everything that moves points coherently: turns, perturbation, scale, translation.
+    augment = only(RotateUp90(), RotateUp(), Perturb(), Scale(), Translate())
     for seed in range(20):
         moved, turned = augment(points, np.random.default_rng(seed), normals)
         np.testing.assert_allclose(np.linalg.norm(turned, axis=1), 1.0, atol=1e-5)
@@ -410,21 +452,48 @@ def test_dropout_replaces_points_with_the_first():
     shares = []
     rng = np.random.default_rng(4)
     for _ in range(300):
-        dropped_points, dropped_normals = point_dropout(cloud, rng, 0.875, normals)
+        dropped_points, dropped_normals = point_dropout(cloud, rng, 0.0, 0.875, normals)
         changed = np.any(dropped_points != cloud, axis=1)
         assert np.all(dropped_points[changed] == cloud[0])
         assert np.all(dropped_normals[changed] == normals[0])
         shares.append(changed.mean())
     assert max(shares) <= 0.875 + 0.05 and 0.38 < np.mean(shares) < 0.5
+    fixed = [np.any(point_dropout(cloud, rng, 0.1, 0.1)[0] != cloud, axis=1).mean() for _ in range(200)]
+    assert 0.09 < np.mean(fixed) < 0.11  # the official recipe drops about 10%
+
+
+def test_official_preset_is_the_official_recipe():
+    steps = PRESETS["official"].steps
+    assert [type(s) for s in steps] == [RotateUp90, RotateUp, Perturb, Jitter, Dropout, Scale, Translate]
+    assert [s.p for s in steps] == [0.3] * 5 + [1.0, 1.0]
+    jitter, dropout, scale, translate = steps[3], steps[4], steps[5], steps[6]
+    assert (jitter.sigma, jitter.clip, dropout.low, dropout.high) == (0.01, 0.05, 0.1, 0.1)
+    assert (scale.low, scale.high, translate.amount) == (2 / 3, 3 / 2, 0.2)
+
+
+def test_recipes_from_config_and_their_mistakes():
+    assert build_augmentation("official") is PRESETS["official"]
+    custom = build_augmentation([{"step": "rotate_up", "p": 0.5}, {"step": "scale", "low": 0.8, "high": 1.25}])
+    assert custom.steps == (RotateUp(p=0.5), Scale(low=0.8, high=1.25))
+    for recipe, message in [
+        ("paper", "'pretrain.augment': unknown augmentation preset 'paper'"),
+        ([{"step": "spin"}], "'pretrain.augment.0': unknown step 'spin'"),
+        ([{"step": "scale"}, {"step": "jitter", "amount": 1}], r"'pretrain.augment.1': step 'jitter' takes \['clip', 'p', 'sigma'\]"),
+        ([{"step": "translate", "p": 1.5}], r"'pretrain.augment.0': p must be in \[0, 1\]"),
+        ([{"step": "dropout", "high": 1.0}], "'pretrain.augment.0': need 0 <= low <= high < 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            build_augmentation(recipe)
 
 
 def test_augmentation_is_seeded_and_leaves_input_alone():
     cloud = unit_cloud()
     original = cloud.copy()
-    first = PointAugment(up_rotation=True)(cloud, np.random.default_rng(9))[0]
-    second = PointAugment(up_rotation=True)(cloud, np.random.default_rng(9))[0]
-    np.testing.assert_array_equal(first, second)
-    np.testing.assert_array_equal(cloud, original)
-    assert first.dtype == np.float32 and first.shape == cloud.shape
+    for recipe in PRESETS.values():
+        first = recipe(cloud, np.random.default_rng(9))[0]
+        second = recipe(cloud, np.random.default_rng(9))[0]
+        np.testing.assert_array_equal(first, second)
+        np.testing.assert_array_equal(cloud, original)
+        assert first.dtype == np.float32 and first.shape == cloud.shape
     with pytest.raises(ValueError, match="N x 3"):
-        PointAugment()(cloud[:, :2], np.random.default_rng(0))
+        PRESETS["cg3d"](cloud[:, :2], np.random.default_rng(0))

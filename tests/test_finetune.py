@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cg3d.data.augment import PointAugment
+from cg3d.data.augment import Augmentation
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
 from cg3d.models.cg3d import CG3D
@@ -110,8 +110,7 @@ def test_vote_testing_averages_augmented_copies(pretrained):
     model = _classifier(pretrained, "pretrained")
     clouds = load_split(pretrained["shards"], "test", 256).points
     plain = predict_logits(model, clouds, 4, CPU)
-    identity = PointAugment(rotation_sigma=0.0, rotation_clip=0.0, scale_low=1.0, scale_high=1.0, translate=0.0,
-                            jitter_sigma=0.0, dropout_max_ratio=0.0)
+    identity = Augmentation(())
     np.testing.assert_allclose(vote_logits(model, clouds, 5, identity, 0, 4, CPU), plain, rtol=1e-6, atol=1e-6)
     augment = vote_augment(resolve_settings({"vote_scale": [0.6, 1.6], "vote_rotation": 0.3}))
     np.testing.assert_allclose(vote_logits(model, clouds, 1, augment, 0, 4, CPU), plain, rtol=1e-6, atol=1e-6)

@@ -1,16 +1,29 @@
-"""Point-cloud augmentations used for CG3D pre-training (train split only).
+"""Point-cloud augmentation as a list of steps, each applied with its own probability (train only).
 
-NumPy, one cloud at a time: the dataset calls them per sample inside DataLoader workers, where
-small per-sample arrays are cheaper in NumPy than in torch. Every random draw comes from the
-``numpy.random.Generator`` passed in, so a run is reproducible from its seed.
+A recipe is a list of steps; two are named (``PRESETS``):
 
-Axes: the pipeline normalises meshes with **+Y up** (as trimesh and glTF do), so the optional
-full rotation spins clouds about Y, never tipping them over.
+* ``official``: the official CG3D ShapeNet recipe. Each with probability 0.3: a random quarter
+  turn about the up axis, a uniform turn about it, a small rotation perturbation, jitter, and
+  dropping 10% of the points; then always a per-axis scale in [2/3, 3/2] and a shift of up to 0.2.
+* ``cg3d``: the pipeline's earlier recipe, every step always on: rotation perturbation, scale,
+  shift, jitter, and dropping a uniform share of up to 87.5% of the points (the PointNet++
+  habit). It never turns clouds about the up axis.
+
+``pretrain.augment`` names a preset or lists its own steps, e.g.
+``[{step: rotate_up, p: 0.5}, {step: scale, low: 0.8, high: 1.25}]``.
+
+NumPy, one cloud at a time: the dataset calls a recipe per sample inside DataLoader workers,
+where small arrays are cheaper in NumPy than in torch. Every random draw comes from the
+``numpy.random.Generator`` passed in, so a run is reproducible from its seed. The pipeline
+stores clouds with **+Y up** (as trimesh and glTF do), so turns about the up axis spin about Y.
+Normals follow each linear step (inverse-transpose, renormalised).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -31,50 +44,22 @@ def euler_rotation(angles: np.ndarray) -> np.ndarray:
     )
 
 
-def perturbation_rotation(
-    rng: np.random.Generator, sigma: float, clip: float, up_rotation: bool = False
-) -> np.ndarray:
-    """A small random rotation about all three axes (angles ~ N(0, sigma) clipped to ±clip),
-    optionally followed by a uniform random rotation about the up axis. Returns a 3 x 3 matrix."""
-    rotation = euler_rotation(np.clip(sigma * rng.standard_normal(3), -clip, clip))
-    if up_rotation:
-        spin = np.zeros(3)
-        spin[UP_AXIS] = rng.uniform(0.0, 2.0 * np.pi)
-        rotation = euler_rotation(spin) @ rotation
-    return rotation
-
-
-def anisotropic_scale(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
-    """Independent scale factors for x, y, z drawn uniformly from [low, high]."""
-    return rng.uniform(low, high, size=3)
-
-
-def translation(rng: np.random.Generator, amount: float) -> np.ndarray:
-    """A random shift, uniform in [-amount, amount] per axis."""
-    return rng.uniform(-amount, amount, size=3)
-
-
-def jitter(points: np.ndarray, rng: np.random.Generator, sigma: float, clip: float) -> np.ndarray:
-    """Add per-point Gaussian noise clipped to ±clip (returns a new array)."""
-    noise = rng.standard_normal(points.shape, dtype=np.float32)
-    noise *= sigma
-    np.clip(noise, -clip, clip, out=noise)
-    return points + noise
+def up_rotation(angle: float) -> np.ndarray:
+    """A turn by ``angle`` radians about the up axis."""
+    angles = np.zeros(3)
+    angles[UP_AXIS] = angle
+    return euler_rotation(angles)
 
 
 def point_dropout(
-    points: np.ndarray,
-    rng: np.random.Generator,
-    max_ratio: float,
-    normals: np.ndarray | None = None,
+    points: np.ndarray, rng: np.random.Generator, low: float, high: float, normals: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Drop a random share (up to ``max_ratio``) of points, keeping the count fixed.
+    """Drop a share of points drawn uniformly from [low, high], keeping the count fixed.
 
     Dropped points are replaced by the first point, as PointNet++ does, so batches keep one
     shape and the duplicates add nothing new to max-pooled features.
     """
-    ratio = rng.uniform(0.0, max_ratio)
-    dropped = rng.random(len(points)) < ratio
+    dropped = rng.random(len(points)) < rng.uniform(low, high)
     points = points.copy()
     points[dropped] = points[0]
     if normals is not None:
@@ -83,53 +68,176 @@ def point_dropout(
     return points, normals
 
 
+def _linear(points: np.ndarray, normals: np.ndarray | None, matrix: np.ndarray):
+    """Points mapped by ``matrix`` (column-vector convention); normals by its inverse transpose."""
+    moved = points @ matrix.T.astype(points.dtype)
+    if normals is None:
+        return moved, None
+    turned = normals @ np.linalg.inv(matrix).astype(normals.dtype)
+    turned /= np.linalg.norm(turned, axis=1, keepdims=True).clip(min=1e-12)
+    return moved, turned
+
+
 @dataclass(frozen=True)
-class PointAugment:
-    """The paper's training augmentations, applied in order: rotation perturbation (plus an
-    optional spin about +Y), anisotropic scale, translation, jitter, point dropout.
+class Step(ABC):
+    """One augmentation, applied with probability ``p``."""
 
-    Normals follow the linear part of the transform (inverse-transpose, re-normalised), so they
-    stay unit length and perpendicular to the scaled surface.
-    """
-
-    rotation_sigma: float = 0.06
-    rotation_clip: float = 0.18
-    up_rotation: bool = False
-    scale_low: float = 2.0 / 3.0
-    scale_high: float = 3.0 / 2.0
-    translate: float = 0.2
-    jitter_sigma: float = 0.01
-    jitter_clip: float = 0.05
-    dropout_max_ratio: float = 0.875
+    p: float = 1.0
 
     def __post_init__(self):
-        if not 0.0 < self.scale_low <= self.scale_high:
-            raise ValueError(
-                f"need 0 < scale_low <= scale_high, got {self.scale_low}, {self.scale_high}"
-            )
-        if not 0.0 <= self.dropout_max_ratio < 1.0:
-            raise ValueError(f"dropout_max_ratio must be in [0, 1), got {self.dropout_max_ratio}")
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+
+    @abstractmethod
+    def apply(self, points: np.ndarray, normals: np.ndarray | None, rng: np.random.Generator):
+        """The augmented (points, normals)."""
+
+
+@dataclass(frozen=True)
+class RotateUp90(Step):
+    """A quarter, half or three-quarter turn about the up axis."""
+
+    def apply(self, points, normals, rng):
+        return _linear(points, normals, up_rotation(np.pi / 2 * rng.integers(1, 4)))
+
+
+@dataclass(frozen=True)
+class RotateUp(Step):
+    """A uniform turn about the up axis."""
+
+    def apply(self, points, normals, rng):
+        return _linear(points, normals, up_rotation(rng.uniform(0.0, 2.0 * np.pi)))
+
+
+@dataclass(frozen=True)
+class Perturb(Step):
+    """A small rotation about all three axes: angles ~ N(0, sigma) clipped to ±clip radians."""
+
+    sigma: float = 0.06
+    clip: float = 0.18
+
+    def apply(self, points, normals, rng):
+        angles = np.clip(self.sigma * rng.standard_normal(3), -self.clip, self.clip)
+        return _linear(points, normals, euler_rotation(angles))
+
+
+@dataclass(frozen=True)
+class Scale(Step):
+    """Independent scale factors for x, y, z, uniform in [low, high]."""
+
+    low: float = 2.0 / 3.0
+    high: float = 3.0 / 2.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 < self.low <= self.high:
+            raise ValueError(f"need 0 < low <= high, got {self.low}, {self.high}")
+
+    def apply(self, points, normals, rng):
+        return _linear(points, normals, np.diag(rng.uniform(self.low, self.high, size=3)))
+
+
+@dataclass(frozen=True)
+class Translate(Step):
+    """One shift for the whole cloud, uniform in [-amount, amount] per axis."""
+
+    amount: float = 0.2
+
+    def apply(self, points, normals, rng):
+        return points + rng.uniform(-self.amount, self.amount, size=3).astype(points.dtype), normals
+
+
+@dataclass(frozen=True)
+class Jitter(Step):
+    """Per-point Gaussian noise of ``sigma``, clipped to ±clip."""
+
+    sigma: float = 0.01
+    clip: float = 0.05
+
+    def apply(self, points, normals, rng):
+        noise = rng.standard_normal(points.shape, dtype=np.float32)
+        noise *= self.sigma
+        np.clip(noise, -self.clip, self.clip, out=noise)
+        return points + noise, normals
+
+
+@dataclass(frozen=True)
+class Dropout(Step):
+    """Replace a share of points, uniform in [low, high], by the first point."""
+
+    low: float = 0.0
+    high: float = 0.875
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 <= self.low <= self.high < 1.0:
+            raise ValueError(f"need 0 <= low <= high < 1, got {self.low}, {self.high}")
+
+    def apply(self, points, normals, rng):
+        return point_dropout(points, rng, self.low, self.high, normals)
+
+
+STEPS: dict[str, type[Step]] = {
+    "rotate_up_90": RotateUp90,
+    "rotate_up": RotateUp,
+    "perturb": Perturb,
+    "scale": Scale,
+    "translate": Translate,
+    "jitter": Jitter,
+    "dropout": Dropout,
+}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """A recipe: its steps in order, each drawn against its probability."""
+
+    steps: tuple[Step, ...]
 
     def __call__(
-        self,
-        points: np.ndarray,
-        rng: np.random.Generator,
-        normals: np.ndarray | None = None,
+        self, points: np.ndarray, rng: np.random.Generator, normals: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Augment an N x 3 cloud (and its normals); inputs are left unchanged."""
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"expected an N x 3 cloud, got shape {points.shape}")
         if normals is not None and normals.shape != points.shape:
             raise ValueError(f"normals shape {normals.shape} differs from points {points.shape}")
-        rotation = perturbation_rotation(
-            rng, self.rotation_sigma, self.rotation_clip, self.up_rotation
-        )
-        scale = anisotropic_scale(rng, self.scale_low, self.scale_high)
-        # Row vectors: p' = diag(scale) @ rotation @ p  <=>  p' = p @ (rotation.T * scale).
-        linear = (rotation.T * scale).astype(points.dtype)
-        shift = translation(rng, self.translate).astype(points.dtype)
-        points = jitter(points @ linear + shift, rng, self.jitter_sigma, self.jitter_clip)
-        if normals is not None:
-            normals = normals @ (rotation.T / scale).astype(normals.dtype)
-            normals /= np.linalg.norm(normals, axis=1, keepdims=True).clip(min=1e-12)
-        return point_dropout(points, rng, self.dropout_max_ratio, normals)
+        for step in self.steps:
+            # A step that always applies draws nothing for its coin, so recipes stay comparable.
+            if step.p >= 1.0 or rng.random() < step.p:
+                points, normals = step.apply(points, normals, rng)
+        return points, normals
+
+
+PRESETS: dict[str, Augmentation] = {
+    "official": Augmentation((
+        RotateUp90(p=0.3), RotateUp(p=0.3), Perturb(p=0.3), Jitter(p=0.3), Dropout(p=0.3, low=0.1, high=0.1),
+        Scale(), Translate(),
+    )),
+    "cg3d": Augmentation((Perturb(), Scale(), Translate(), Jitter(), Dropout())),
+}  # fmt: skip
+
+
+def build_augmentation(recipe: str | Sequence[dict], key: str = "pretrain.augment") -> Augmentation:
+    """A preset by name, or steps from ``[{step: name, p: ..., <its parameters>}, ...]``; a
+    mistake is refused naming ``key``, the step and the reason."""
+    if isinstance(recipe, str):
+        if recipe not in PRESETS:
+            raise ValueError(f"config key '{key}': unknown augmentation preset {recipe!r}; one of {sorted(PRESETS)}")
+        return PRESETS[recipe]
+    steps = []
+    for index, spec in enumerate(recipe):
+        where = f"config key '{key}.{index}'"
+        options = dict(spec)
+        name = options.pop("step", None)
+        if name not in STEPS:
+            raise ValueError(f"{where}: unknown step {name!r}; one of {sorted(STEPS)}")
+        allowed = {f.name for f in fields(STEPS[name])}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ValueError(f"{where}: step {name!r} takes {sorted(allowed)}, not {unknown}")
+        try:
+            steps.append(STEPS[name](**options))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from error
+    return Augmentation(tuple(steps))

@@ -38,11 +38,13 @@ import torch.distributed as dist
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import IterableDataset, get_worker_info
 
-from cg3d.data.augment import PointAugment
+from cg3d.data.augment import PRESETS, Augmentation
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError, column_to_points, count_rows, read_meta, read_table
 
-SUBSAMPLE_METHODS = ("prefix", "bucket", "exact", "random")
+SUBSAMPLE_METHODS = ("prefix", "prefix_subset", "bucket", "exact", "random")
+PREFIX_POOL = 2
+"""``prefix_subset`` draws its points from the first ``PREFIX_POOL * count`` of the FPS order."""
 
 
 def select_rows(table: pa.Table, split: str | None, exclude_ids: Collection[str] = ()) -> pa.Table:
@@ -62,14 +64,20 @@ def subsample(
     """``count`` points of ``cloud`` by FPS or uniformly at random (a new array).
 
     ``prefix`` takes the first ``count`` points of a cloud stored in farthest-point order (what
-    the points stage writes): the same points as bucket FPS, without running it per sample.
-    ``random_start`` varies the FPS seed point per call (training; exact FPS only, as the bucket
-    variant picks its own start); otherwise FPS starts at point 0 so evaluation is deterministic.
+    the points stage writes): the same points as bucket FPS, without running it per sample, but
+    the same points every epoch. ``prefix_subset`` gives fresh points every call at no FPS cost:
+    a random ``count`` of the first ``PREFIX_POOL * count``, which still cover the shape evenly
+    (the Point-BERT recipe; the official CG3D code runs FPS on a fresh random draw instead).
+    ``random_start`` marks training: it varies the FPS seed point (exact FPS; the bucket variant
+    picks its own start) and the subset; otherwise the result is deterministic (evaluation).
     """
     if count == len(cloud):
         return cloud.copy()
-    if method == "prefix":
+    if method == "prefix" or (method == "prefix_subset" and not random_start):
         return cloud[:count].copy()
+    if method == "prefix_subset":
+        picked = rng.choice(min(len(cloud), PREFIX_POOL * count), count, replace=False)
+        return np.take(cloud, picked, axis=0)
     if method == "random":
         picked = rng.choice(len(cloud), count, replace=False)
     else:
@@ -103,7 +111,7 @@ class TripletDataset(IterableDataset):
     or a uint8 CHW tensor when it is None), ``caption`` str, ``object_id``, ``category``,
     ``label`` (index into ``class_names``, -1 if absent) and ``view_index``.
 
-    ``augment``: True for the paper's defaults, False for none, or a :class:`PointAugment`.
+    ``augment``: an :class:`Augmentation`, True for the ``cg3d`` preset, or False for none.
     ``with_images=False`` skips the views column entirely (no ``image``/``view_index`` keys),
     for points-only training such as fine-tuning. Objects in ``exclude_ids`` are never read
     (pretraining's held-out classes). ``rank``/``world_size`` default to the
@@ -115,7 +123,7 @@ class TripletDataset(IterableDataset):
         shard_paths: Sequence[str | os.PathLike],
         num_points: int = 1024,
         fps: str = "bucket",
-        augment: bool | PointAugment = True,
+        augment: bool | Augmentation = True,
         image_transform: Callable[[Image.Image], torch.Tensor] | None = None,
         split: str | None = None,
         seed: int = 0,
@@ -137,7 +145,7 @@ class TripletDataset(IterableDataset):
             raise ValueError("TripletDataset needs at least one shard path")
         self.num_points = num_points
         self.fps = fps
-        self.augment = PointAugment() if augment is True else (augment or None)
+        self.augment = PRESETS["cg3d"] if augment is True else (augment or None)
         self.image_transform = image_transform
         self.split = split
         self.seed = seed
@@ -315,7 +323,7 @@ def _points_per_cloud(path: Path, num_points: int, fps: str) -> int:
     meta = read_meta(path)
     if meta["stage"] != "triplets":
         raise ShardError(path, f"is a {meta['stage']} shard where a triplets shard is needed")
-    if fps == "prefix" and not meta.get("fps_ordered"):
+    if fps.startswith("prefix") and not meta.get("fps_ordered"):
         raise ShardError(path, "clouds are not stored in farthest-point order: use fps 'bucket' or 'exact'")
     stored = meta["points_per_cloud"]
     if num_points > stored:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from cg3d.config import with_defaults
 from cg3d.data.atomic import atomic_path
-from cg3d.data.augment import PointAugment
+from cg3d.data.augment import Augmentation, Perturb, Scale
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
 from cg3d.evaluate.label_map import LABEL_MAPS, class_mapper
@@ -181,12 +181,11 @@ def _categories_by_split(shard_paths: Sequence[Path]) -> dict[str, list[str]]:
 # ------------------------------------------------------------------------------------ evaluation
 
 
-def vote_augment(settings: dict) -> PointAugment:
-    """The copies vote testing averages over: random per-axis scale and a small rotation."""
+def vote_augment(settings: dict) -> Augmentation:
+    """The copies vote testing averages over: a small rotation and a random per-axis scale."""
     low, high = settings["vote_scale"]
     sigma = settings["vote_rotation"]
-    return PointAugment(rotation_sigma=sigma, rotation_clip=3 * sigma, scale_low=low, scale_high=high,
-                        translate=0.0, jitter_sigma=0.0, dropout_max_ratio=0.0)
+    return Augmentation((Perturb(sigma=sigma, clip=3 * sigma), Scale(low=low, high=high)))
 
 
 @torch.no_grad()
@@ -200,7 +199,7 @@ def predict_logits(model: nn.Module, clouds: np.ndarray, batch_size: int, device
     return torch.cat(out).numpy()
 
 
-def vote_logits(model: nn.Module, clouds: np.ndarray, votes: int, augment: PointAugment, seed: int,
+def vote_logits(model: nn.Module, clouds: np.ndarray, votes: int, augment: Augmentation, seed: int,
                 batch_size: int, device: torch.device) -> np.ndarray:
     """Mean logits over the clouds as given and ``votes - 1`` augmented copies (seeded per vote)."""
     total = predict_logits(model, clouds, batch_size, device).astype(np.float64)

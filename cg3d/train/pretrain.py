@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from cg3d.config import settings_hash
 from cg3d.data.atomic import atomic_path
+from cg3d.data.augment import build_augmentation
 from cg3d.data.dataset import TripletDataset
 from cg3d.losses import CG3DLoss
 from cg3d.models.cg3d import CG3D
@@ -105,6 +106,7 @@ class Pretrainer:
             shard_paths,
             num_points=self.train["num_points"],
             fps=self.train["fps"],
+            augment=build_augmentation(self.train["augment"]),
             image_transform=self.model.preprocess,
             split="train",
             seed=self.train["seed"],
