@@ -52,7 +52,7 @@ def _loaded(
     source = make_source(dataset, settings["dataset"], max_faces=settings["max_faces"])
     for record in tqdm(read_manifest(manifest, shard), desc=f"{stage} {shard}", unit="obj"):
         try:
-            yield record, source.load(record)
+            yield record, source.load_upright(record)
         except BadMesh as error:
             _skip(skipped, record, stage, str(error))
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+import numpy as np
 import trimesh
 
 from cg3d.data.manifest import MeshRecord
+
+
+Z_UP_TO_Y_UP = trimesh.transformations.rotation_matrix(-np.pi / 2, [1.0, 0.0, 0.0])
+"""A quarter turn about x that stands a z-up object on +Y: (x, y, z) -> (x, z, -y)."""
 
 
 class DatasetMissing(FileNotFoundError):
@@ -30,6 +35,8 @@ class MeshSource(ABC):
 
     how_to_get: str = ""
     default_max_faces: int = 300_000
+    layout_up_axis: str = "y"
+    """The axis the published layout's objects stand on; each adapter states its source."""
 
     def __init__(self, dataset: str, options: dict, test_fraction: float = 0.2):
         self.dataset = dataset
@@ -40,6 +47,11 @@ class MeshSource(ABC):
     def max_faces(self) -> int:
         """The face budget ``load`` decimates to (the config's ``data.max_faces``)."""
         return int(self.options.get("max_faces", self.default_max_faces))
+
+    @property
+    def up_axis(self) -> str:
+        """The layout's up axis, unless ``datasets.<name>.up_axis`` says otherwise."""
+        return self.options.get("up_axis") or self.layout_up_axis
 
     @property
     def root(self) -> Path:
@@ -55,7 +67,20 @@ class MeshSource(ABC):
         """Every object of the collection, in any order."""
 
     def load(self, record: MeshRecord) -> trimesh.Scene | trimesh.PointCloud:
-        """The geometry of one object (a Scene keeps per-part materials for rendering)."""
+        """The geometry of one object as the layout stores it (a Scene keeps per-part materials)."""
         from cg3d.data.geometry import load_geometry
 
         return load_geometry(record.source_path, self.max_faces)
+
+    def load_upright(self, record: MeshRecord) -> trimesh.Scene | trimesh.PointCloud:
+        """The geometry standing on +Y, the pipeline's one frame: renders and points agree, and
+        the augmentations' turns about the up axis spin it about its own vertical."""
+        from cg3d.data.geometry import NORMALS_KEY
+
+        geometry = self.load(record)
+        if self.up_axis == "z":
+            geometry.apply_transform(Z_UP_TO_Y_UP)
+            normals = geometry.metadata.get(NORMALS_KEY)  # a resampled cloud's own normals
+            if normals is not None:
+                geometry.metadata[NORMALS_KEY] = np.asarray(normals) @ Z_UP_TO_Y_UP[:3, :3].T
+        return geometry

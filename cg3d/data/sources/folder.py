@@ -4,7 +4,8 @@
 folder above it names the category (``<root>/chair/test/b.off``); elsewhere the split comes from
 the object id's hash. Object ids keep the relative path with its suffix (``<dataset>/chair/a.obj``)
 so ``a.obj`` and ``a.ply`` side by side stay two objects. Option ``license`` (default: empty) is
-copied to every record.
+copied to every record. Meshes are taken to stand on +Y (the glTF and trimesh habit); set
+``up_axis: z`` for a z-up collection.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@
   ``x,y,z,nx,ny,nz`` line per point, class names in ``<prefix>_shape_names.txt`` and the split in
   ``<prefix>_train.txt`` / ``<prefix>_test.txt`` (prefix ``modelnet40`` or ``modelnet10``).
 
+Up axes: the raw meshes stand on **z** (ModelNet's alignment; the aligned ModelNet40 release's
+annotations are azimuths about z), so the pipeline turns them onto y. The resampled clouds stand
+on **y**: that release was re-oriented, and its own loaders (PointNet++'s ``provider.py``) turn
+clouds about y as the up direction.
+
 Both layouts give the same object ids (``<dataset>/<class>/<class>_NNNN``). A resampled object
 has no mesh: ``load`` returns a ``trimesh.PointCloud`` whose normals are the (N, 3) array
 ``cloud.metadata[NORMALS_KEY]``.
@@ -39,11 +44,18 @@ class ModelNet40Source(MeshSource):
 
     def records(self) -> list[MeshRecord]:
         root = self.require_root()
-        if (root / f"{self.list_prefix}_shape_names.txt").is_file():
+        if self._resampled_layout():
             return self._resampled_records(root)
         if any(root.glob("*/train/*.off")) or any(root.glob("*/test/*.off")):
             return self._raw_records(root)
         raise DatasetMissing(self.dataset, root, f"Neither layout is there. {self.how_to_get}")
+
+    @property
+    def layout_up_axis(self) -> str:
+        return "y" if self._resampled_layout() else "z"
+
+    def _resampled_layout(self) -> bool:
+        return (self.root / f"{self.list_prefix}_shape_names.txt").is_file()
 
     def load(self, record: MeshRecord) -> trimesh.Scene | trimesh.PointCloud:
         if record.source_path.endswith(".txt"):

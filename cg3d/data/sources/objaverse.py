@@ -7,7 +7,7 @@ Objaverse-LVIS labels come from the release's ``lvis-annotations.json.gz`` (what
 ``objaverse.load_lvis_annotations()`` reads: a JSON object mapping each of the 1,156 LVIS
 category names to the uids annotated with it), found beside the GLBs at ``<root>`` or at option
 ``lvis_annotations``. An LVIS label wins over the table's category. Objects neither describes get
-the category "object".
+the category "object". GLB files stand on +Y: glTF 2.0 defines +Y as up.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Reads ``<root>/<catalog>/PluginFurnitureCatalog.properties`` as unpacked by
 ``cg3d.data.sh3d_fetch``. The object's catalogue name ("Armchair", "Coffee table") is its class;
-SH3D's own ``category`` ("Living room") is a room, so it goes into the tags.
+SH3D's own ``category`` ("Living room") is a room, so it goes into the tags. Models stand on +Y
+once their ``modelRotation`` is applied (Sweet Home 3D's model frame: y is vertical).
 """
 
 from __future__ import annotations

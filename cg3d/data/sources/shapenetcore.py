@@ -3,6 +3,7 @@
 Synset folders are named by WordNet id; the shipped table ``cg3d/data/shapenet_synsets.txt``
 turns the 55 of them into category words. When the release's ``taxonomy.json`` is at ``root``
 its synonyms ("airplane,aeroplane,plane") become tags, and it names synsets the table lacks.
+The normalised v2 models stand on +Y (the v2 release notes: up is +Y, front is -Z).
 """
 
 from __future__ import annotations
