@@ -30,6 +30,10 @@ test-cluster: setup
 	bash scripts/slurm_up.sh
 	$(BIN)/pytest -q -m cluster
 
+# Each conda env's pip packages, alone in a fresh venv, import what its rules run (~5 min).
+test-envs: setup
+	$(BIN)/pytest -q -m slow tests/test_envs.py
+
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
