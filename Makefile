@@ -7,7 +7,7 @@ CORES ?= 2
 export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup all test test-slow bench clean
+.PHONY: setup all test test-slow test-cluster test-envs bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,16 @@ test: setup
 
 test-slow: setup
 	$(BIN)/pytest -q -m slow
+
+# A real one-node SLURM cluster on this machine (needs root: apt and daemons), then the pipeline
+# through the project's SLURM profile. Fails, saying what is missing, when SLURM cannot start.
+test-cluster: setup
+	bash scripts/slurm_up.sh
+	$(BIN)/pytest -q -m cluster
+
+# Each conda env's pip packages, alone in a fresh venv, import what its rules run (~5 min).
+test-envs: setup
+	$(BIN)/pytest -q -m slow tests/test_envs.py
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -65,6 +65,15 @@ def _pretrain(args) -> None:
     print(json.dumps(summary["final"], indent=2))
 
 
+def _launch_pretrain(args) -> None:
+    from cg3d.train.launch import LaunchError, launch_pretrain
+
+    try:
+        launch_pretrain(args.settings, args.out_dir, args.shards, args.rdzv_endpoint, args.dry_run)
+    except LaunchError as error:
+        sys.exit(f"cg3d launch-pretrain: {error}")
+
+
 def _zeroshot(args) -> None:
     from cg3d.evaluate.zeroshot import evaluate_zeroshot
 
@@ -126,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--triplets", nargs="+", required=True)
     pretrain = stage("pretrain", _pretrain, "pretrain the 3D encoder (run under torchrun)", "settings", "out_dir")
     pretrain.add_argument("--shards", nargs="+", required=True)
+    launch = stage("launch-pretrain", _launch_pretrain, "check the request, then run pretrain under "
+                   "torchrun (through srun on several SLURM nodes)", "settings", "out_dir")
+    launch.add_argument("--shards", nargs="+", required=True)
+    launch.add_argument("--rdzv-endpoint", help="host:port of the rendezvous, for several nodes outside SLURM")
+    launch.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     evaluation = ("settings", "checkpoint", "run", "out")
     zeroshot = stage("zeroshot", _zeroshot, "zero-shot classification of a checkpoint", *evaluation, "confusion")
     zeroshot.add_argument("--manifest", help="a pipeline dataset's manifest (not for ScanObjectNN)")

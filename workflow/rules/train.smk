@@ -1,5 +1,7 @@
-# Pretraining: torchrun launches `pretrain.nproc` processes (GPUs per node on a cluster, gloo
-# processes on a CPU). Rerunning after a kill resumes from the run directory's last.pt.
+# Pretraining: `cg3d launch-pretrain` checks the request (GPUs visible, nodes) and becomes torchrun
+# with `pretrain.nproc` processes per node: standalone on one node, or one torchrun per node
+# through srun under SLURM (cg3d/train/launch.py). Rerunning after a kill resumes from last.pt.
+from cg3d.train.launch import slurm_resources, training_section
 
 RUNS = config["paths"]["runs"]
 PRETRAIN_DIR = f"{RUNS}/{config['name']}/pretrain"
@@ -20,20 +22,19 @@ rule pretrain:
         settings=settings(
             name=config["name"],
             clip=config["clip"],
-            pretrain=config["pretrain"],
+            pretrain=training_section(config["pretrain"]),
             tracking=config["tracking"],
         ),
-        nproc=config["pretrain"]["nproc"],
         out_dir=PRETRAIN_DIR,
+        rendezvous=["--rdzv-endpoint", config["pretrain"]["rdzv_endpoint"]] if config["pretrain"]["rdzv_endpoint"] else [],
     threads: max(2, config["pretrain"]["nproc"] * (config["pretrain"]["workers"] + 1))
     resources:
-        gpu=config["pretrain"]["nproc"] if config["pretrain"]["device"] == "cuda" else 0,
-        mem_mb=16000,
+        **slurm_resources(config["pretrain"]),
     log:
         f"logs/pretrain/{config['name']}.log",
     conda:
         "../../envs/train.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {PYTHON} -m torch.distributed.run --standalone --nproc-per-node {params.nproc}"
-        " -m cg3d pretrain --settings {params.settings:q} --out-dir {params.out_dir}"
-        " --shards {input.shards} 2> {log}"
+        "OMP_NUM_THREADS={threads} {CG3D} launch-pretrain --settings {params.settings:q}"
+        " --out-dir {params.out_dir:q} {params.rendezvous:q}"
+        " --shards {input.shards:q} 2> {log:q}"
