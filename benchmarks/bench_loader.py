@@ -143,10 +143,10 @@ def pin_to_one_core() -> None:
 class InMemoryBaseline:
     """The naive loader: the whole split in a DataFrame, then the same per-sample work."""
 
-    def __init__(self, paths: list[Path], seed: int = 0):
+    def __init__(self, paths: list[Path], augment: str, seed: int = 0):
         columns = ["object_id", "category", "points", "captions", "views"]
         self.frame = pq.read_table(paths, columns=columns).to_pandas()
-        self.augment = PRESETS["cg3d"]
+        self.augment = PRESETS[augment]
         self.transform = clip_preprocess()
         self.rng = np.random.default_rng(seed)
 
@@ -176,12 +176,13 @@ class InMemoryBaseline:
         return sample
 
 
-def streaming_batches(paths: list[Path], fps: str, with_images: bool):
+def streaming_batches(paths: list[Path], fps: str, with_images: bool, augment: str):
     """Endless batches from TripletDataset, one epoch after another."""
     dataset = TripletDataset(
         paths,
         num_points=NUM_POINTS,
         fps=fps,
+        augment=PRESETS[augment],
         image_transform=clip_preprocess(),
         class_names=CATEGORIES,
         with_images=with_images,
@@ -229,7 +230,7 @@ def child(spec: dict) -> dict:
         )
         samples = sum(len(batch["points"]) for batch in DataLoader(dataset, batch_size=BATCH))
     else:
-        batches = InMemoryBaseline(paths).batches("random", with_images=True)
+        batches = InMemoryBaseline(paths, "cg3d").batches("random", with_images=True)
         samples = sum(len(next(batches)["points"]) for _ in range(spec["objects"] // BATCH))
     elapsed = time.perf_counter() - start
     return {"samples": samples, "seconds": elapsed, "peak_rss_mb": peak_rss_mb()}
@@ -253,6 +254,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2048, help="objects in the small set")
     parser.add_argument("--seconds", type=float, default=8.0, help="time per loader and cell")
     parser.add_argument("--out", type=Path, default=OUT, help="where the shards are written")
+    parser.add_argument("--augment", choices=sorted(PRESETS), default="cg3d", help="augmentation preset")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -265,17 +267,17 @@ def main() -> None:
     small = paths[: args.small // PER_SHARD]
     pin_to_one_core()
 
-    print(f"\n## Loader throughput, one core, {args.small:,} objects, batches of {BATCH}\n")
+    print(f"\n## Loader throughput, one core, {args.small:,} objects, batches of {BATCH}, augment {args.augment}\n")
     print("| subsample 8192 -> 1024 | views | streaming clouds/s | in-memory clouds/s | ratio |")
     print("|---|---|---:|---:|---:|")
     ordered = write_dataset(args.out / f"triplets-fps-ordered-{args.small}", args.small, fps_ordered=True)
-    baselines = {"ordered": InMemoryBaseline(ordered), "plain": InMemoryBaseline(small)}
-    for fps in ("prefix", "random", "bucket", "exact"):
-        source = "ordered" if fps == "prefix" else "plain"
+    baselines = {"ordered": InMemoryBaseline(ordered, args.augment), "plain": InMemoryBaseline(small, args.augment)}
+    for fps in ("prefix", "prefix_subset", "random", "bucket", "exact"):
+        source = "ordered" if fps.startswith("prefix") else "plain"
         for with_images in (False, True):
             contenders = {
                 "naive": baselines[source].batches(fps, with_images),
-                "streaming": streaming_batches(ordered if fps == "prefix" else small, fps, with_images),
+                "streaming": streaming_batches(ordered if source == "ordered" else small, fps, with_images, args.augment),
             }
             rates = race(contenders, args.seconds * (2 if fps == "exact" else 1))
             streaming, naive = rates["streaming"], rates["naive"]
