@@ -6,8 +6,8 @@ list's length and numbers compare with other papers'. ``evaluate.zeroshot.<name>
 one of ``CLASS_LISTS``, or a text file with one class name per line; null keeps the categories
 found in the split (a dataset without a benchmark).
 
-Names are matched to object categories as lowercase words ("night_stand" = "night stand"), so a
-list may spell them either way.
+Names are matched to object categories as caption words (``captions.phrase``: "night_stand" =
+"Night stand"), so a list may spell them either way.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cg3d.data.sources.naming import category_words
-from cg3d.data.sources.objaverse import lvis_annotations_path, read_lvis_annotations
+from cg3d.data.captions import phrase
+from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.evaluate.eval_data import SCANOBJECTNN_CLASSES
 from cg3d.evaluate.label_map import MODELNET10_CLASSES, MODELNET40_CLASSES
 
@@ -56,7 +56,7 @@ def read_class_names(path: str | os.PathLike, key: str) -> tuple[str, ...]:
     names = tuple(line.strip() for line in _read_lines(path, key) if line.strip())
     if not names:
         raise ValueError(f"{key}: the class-name file {path} lists no class")
-    words = [category_words(name) for name in names]
+    words = [phrase(name) for name in names]
     repeated = sorted({w for w in words if words.count(w) > 1})
     if repeated:
         raise ValueError(f"{key}: the class-name file {path} names {repeated} more than once")

@@ -38,10 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cg3d.data.captions import TEMPLATES, class_prompts
+from cg3d.data.captions import TEMPLATES, class_prompts, phrase
 from cg3d.data.manifest import read_manifest
-from cg3d.data.sources.naming import category_words
-from cg3d.data.sources.objaverse import lvis_annotations_path, read_lvis_annotations
+from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.evaluate import metrics
 from cg3d.evaluate.class_lists import read_templates, resolve_class_list
 from cg3d.evaluate.eval_data import EvalClouds, clouds_from_points_shards, clouds_from_scanobjectnn
@@ -85,8 +84,8 @@ def assign_labels(clouds: EvalClouds, label_map: str | None, class_list: Sequenc
         if not present:
             raise ValueError(f"no evaluated object has a class under label_map {label_map!r}")
         class_list = tuple(c for c in order if c in present) + tuple(sorted(present - set(order)))
-    index = {category_words(name): i for i, name in enumerate(class_list)}
-    found = [None if target is None else index.get(category_words(target)) for target in targets]
+    index = {phrase(name): i for i, name in enumerate(class_list)}
+    found = [None if target is None else index.get(phrase(target)) for target in targets]
     keep = np.array([label is not None for label in found])
     if not keep.any():
         raise ValueError(f"no evaluated object has a class of the {len(class_list)}-class list under label_map {label_map!r}")

@@ -12,20 +12,18 @@ the category "object". GLB files stand on +Y: glTF 2.0 defines +Y as up.
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.data.sources.base import MeshSource
 from cg3d.data.manifest import MeshRecord, hash_split
 from cg3d.data.sources.naming import category_words
 
 DEFAULT_CATEGORY = "object"
-LVIS_ANNOTATIONS = "lvis-annotations.json.gz"
 DEFAULT_LICENSE = "Objaverse: per-object Creative Commons licence (see the uid's Sketchfab page)"
 
 
@@ -80,42 +78,6 @@ class ObjaverseSource(MeshSource):
                 f"{path} has no 'uid' column (columns: {', '.join(table.column_names)})"
             )
         return {str(row["uid"]): row for row in table.to_pylist()}
-
-
-def lvis_annotations_path(dataset: str, options: dict) -> Path | None:
-    """The LVIS annotation file of an objaverse dataset: option ``lvis_annotations``, or the
-    release's file beside the GLBs; None when neither is there."""
-    if options.get("lvis_annotations"):
-        path = Path(options["lvis_annotations"])
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"LVIS annotations {path} not found (config key: datasets.{dataset}.lvis_annotations)"
-            )
-        return path
-    beside = Path(options["root"]) / LVIS_ANNOTATIONS
-    return beside if beside.is_file() else None
-
-
-def read_lvis_annotations(path: Path) -> dict[str, list[str]]:
-    """``{category: [uid, ...]}`` from a gzipped (or plain) JSON file, sorted by category; a uid
-    annotated twice keeps the first category in that order."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            annotations = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable LVIS annotation file ({error})") from error
-    valid = isinstance(annotations, dict) and all(
-        isinstance(uids, list) and all(isinstance(uid, str) for uid in uids) for uids in annotations.values()
-    )
-    if not valid or not annotations:
-        raise ValueError(f"{path} must map each LVIS category to a list of uids")
-    claimed: set[str] = set()
-    result = {}
-    for category in sorted(annotations):
-        result[category] = [uid for uid in annotations[category] if uid not in claimed]
-        claimed.update(annotations[category])
-    return result
 
 
 def _read_csv(path: Path) -> pa.Table:
