@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from cg3d.data.captions import TEMPLATES, TEMPLATES_FILE
 from cg3d.evaluate.label_map import MODELNET40_CLASSES
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -52,7 +53,7 @@ def validate_config(config: dict) -> dict:
     for key, name in references:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
-    problems += _evaluation_problems(config) + _holdout_problems(config)
+    problems += _evaluation_problems(config) + _holdout_problems(config) + _caption_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -101,6 +102,15 @@ def _holdout_problems(config: dict) -> list[str]:
     if not unknown:
         return []
     return [f"config key 'pretrain.holdout.classes': {unknown} are not ModelNet40 classes (label_map: modelnet40)"]
+
+
+def _caption_problems(config: dict) -> list[str]:
+    """An object gets at most one caption per template, so ``per_object`` may not exceed them."""
+    per_object = config.get("captions", {}).get("per_object")
+    if isinstance(per_object, int) and per_object > len(TEMPLATES):
+        return [f"config key 'captions.per_object': {per_object} is more than the {len(TEMPLATES)} "
+                f"caption templates (cg3d/data/{TEMPLATES_FILE})"]
+    return []
 
 
 def with_defaults(defaults: dict, section: dict | None, key: str) -> dict:

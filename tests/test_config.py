@@ -46,6 +46,10 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["pretrain"]["holdout"].update(classes=["stool", "couch"]), "pretrain.holdout.classes"),
         (lambda c: c["pretrain"]["holdout"].update(label_map="shapenet"), "pretrain.holdout.label_map"),
         (lambda c: c["pretrain"].pop("holdout"), "pretrain.holdout"),
+        (lambda c: c["captions"].update(per_object=63), "captions.per_object"),
+        (lambda c: c["data"].update(max_instances=0), "data.max_instances"),
+        (lambda c: c["data"].update(max_file_mb="big"), "data.max_file_mb"),
+        (lambda c: c["data"].pop("max_texture_pixels"), "data.max_texture_pixels"),
     ],
 )
 def test_mistakes_name_the_key(mutate, key):
