@@ -69,7 +69,10 @@ class Renderer:
         self.platform = select_platform(platform)
 
         # pyrender imports OpenGL, so it may only be imported once the platform is settled.
-        import pyrender
+        try:
+            import pyrender
+        except ImportError as exc:  # the platform's GL library (e.g. libOSMesa) is not installed
+            raise context_error(self.platform, exc) from exc
 
         self._offscreen = self._open_context(pyrender)
         # Free the context even if close() is never called, before pyrender's own __del__ could
