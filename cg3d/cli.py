@@ -50,7 +50,8 @@ def _triplets(args) -> None:
 def _summarize(args) -> None:
     from cg3d.data.stages import summarize
 
-    summary = summarize([Path(p) for p in args.triplets], Path(args.summary), Path(args.skipped))
+    manifest = Path(args.manifest) if args.manifest else None
+    summary = summarize([Path(p) for p in args.triplets], Path(args.summary), Path(args.skipped), manifest)
     reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_reasons"].items()) or "none"
     print(
         f"{summary['objects']} objects in {summary['shards']} shards "
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
           "points", "settings", "out")
     summarize = stage("summarize", _summarize, "summarise a dataset's shards", "summary", "skipped")
     summarize.add_argument("--triplets", nargs="+", required=True)
+    summarize.add_argument("--manifest", help="the dataset's manifest, for the objects it left out")
     pretrain = stage("pretrain", _pretrain, "pretrain the 3D encoder (run under torchrun)", "settings", "out_dir")
     pretrain.add_argument("--shards", nargs="+", required=True)
     launch = stage("launch-pretrain", _launch_pretrain, "check the request, then run pretrain under "

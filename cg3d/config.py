@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 
 from cg3d.data.augment import build_augmentation
+from cg3d.data.captions import TEMPLATES, TEMPLATES_FILE
 from cg3d.evaluate.label_map import MODELNET40_CLASSES
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -78,7 +79,8 @@ def validate_config(config: dict) -> dict:
     for key, name in references:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
-    problems += _evaluation_problems(config) + _holdout_problems(config) + _augment_problems(config)
+    problems += _evaluation_problems(config) + _holdout_problems(config)
+    problems += _augment_problems(config) + _caption_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -138,6 +140,15 @@ def _augment_problems(config: dict) -> list[str]:
         build_augmentation(recipe)
     except ValueError as error:
         return [str(error)]
+    return []
+
+
+def _caption_problems(config: dict) -> list[str]:
+    """An object gets at most one caption per template, so ``per_object`` may not exceed them."""
+    per_object = config.get("captions", {}).get("per_object")
+    if isinstance(per_object, int) and per_object > len(TEMPLATES):
+        return [f"config key 'captions.per_object': {per_object} is more than the {len(TEMPLATES)} "
+                f"caption templates (cg3d/data/{TEMPLATES_FILE})"]
     return []
 
 

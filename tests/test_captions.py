@@ -7,7 +7,7 @@ from importlib.resources import files
 
 import pytest
 
-from cg3d.data.captions import TEMPLATES, captions_for, class_prompts, fill, phrase, synonyms
+from cg3d.data.captions import TEMPLATES, caption_name, captions_for, class_prompts, fill, phrase, synonyms
 
 MODELNET40 = (
     "airplane bathtub bed bench bookshelf bottle bowl car chair cone cup curtain desk door dresser "
@@ -103,7 +103,21 @@ def test_asking_for_more_captions_than_exist_is_refused():
         captions_for("chair", count=most + 1, seed="a")
 
 
-@pytest.mark.parametrize("category", ["", "123", "___"])
-def test_category_without_words_is_refused(category):
+@pytest.mark.parametrize("category", ["", "___", " - "])
+def test_category_without_letters_or_digits_is_refused(category):
     with pytest.raises(ValueError, match="no words"):
         captions_for(category, seed="a")
+
+
+def test_synset_id_categories_are_captioned_with_their_words():
+    captions = captions_for("03001627", "03001627", count=4, seed="a")
+    assert len(captions) == 4 and all("chair" in caption for caption in captions)
+    assert caption_name("04379243") == "table"
+    assert all("chair" in prompt for prompt in class_prompts("03001627"))
+
+
+@pytest.mark.parametrize("category, name", [("椅子", "椅子"), ("стул", "стул"), ("Stühle", "stühle"), ("1234", "1234")])
+def test_categories_without_latin_letters_are_captioned_as_written(category, name):
+    assert caption_name(category) == name
+    captions = captions_for(category, category, count=len(TEMPLATES), seed="a")
+    assert len(set(captions)) == len(TEMPLATES) and all(name in caption for caption in captions)

@@ -56,6 +56,10 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["pretrain"].update(fps="fresh"), "pretrain.fps"),
         (lambda c: c["evaluate"]["zeroshot"]["scanobjectnn"].update(variant="X"),
          "evaluate.zeroshot.scanobjectnn.variant"),
+        (lambda c: c["captions"].update(per_object=63), "captions.per_object"),
+        (lambda c: c["data"].update(max_instances=0), "data.max_instances"),
+        (lambda c: c["data"].update(max_file_mb="big"), "data.max_file_mb"),
+        (lambda c: c["data"].pop("max_texture_pixels"), "data.max_texture_pixels"),
     ],
 )
 def test_mistakes_name_the_key(mutate, key):

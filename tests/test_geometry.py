@@ -8,6 +8,7 @@ import trimesh
 from layouts import class_mesh, coloured_scene, write_bad_meshes, write_obj, write_off, write_png
 
 from cg3d.data.geometry import (
+    GeometryBudget,
     NORMALS_KEY,
     BadMesh,
     clean_geometry,
@@ -158,7 +159,7 @@ def test_missing_texture_keeps_geometry_and_base_colour(bad):
 
 
 def test_over_budget_meshes_are_decimated_per_part_keeping_uvs(bad):
-    scene = load_geometry(bad["over_max_faces"], max_faces=2000)
+    scene = load_geometry(bad["over_max_faces"], GeometryBudget(max_faces=2000))
 
     faces = {name: len(part.faces) for name, part in scene.geometry.items()}
     assert sum(faces.values()) <= 2000
@@ -175,7 +176,7 @@ def test_over_budget_meshes_are_decimated_per_part_keeping_uvs(bad):
 def test_decimation_drops_parts_too_small_to_keep():
     sphere = trimesh.creation.icosphere(subdivisions=5)
     scene = clean_geometry(
-        trimesh.Scene({"sphere": sphere, "pin": class_mesh("pin")}), max_faces=2000
+        trimesh.Scene({"sphere": sphere, "pin": class_mesh("pin")}), GeometryBudget(max_faces=2000)
     )
     assert list(scene.geometry) == ["sphere"]
     assert 0 < _faces(scene) <= 2000

@@ -25,10 +25,10 @@ from layouts import (
 )
 
 from cg3d.data import sh3d_fetch
-from cg3d.data.geometry import NORMALS_KEY
+from cg3d.data.geometry import NORMALS_KEY, GeometryBudget
 from cg3d.data.manifest import hash_split
 from cg3d.data.sources import SOURCES, DatasetMissing, make_source
-from cg3d.data.sources.shapenetcore import shapenet_categories
+from cg3d.data.synsets import shapenet_categories
 
 
 def _by_id(source) -> dict:
@@ -374,7 +374,7 @@ def test_scanobjectnn_writer_uses_the_release_file_names_and_datasets(tmp_path, 
 def test_make_source_passes_the_face_budget_to_load(tmp_path):
     write_bad_meshes(tmp_path / "big")  # over_max_faces.obj: 21,760 faces in two parts
     source = make_source(
-        "mine", {"source": "folder", "root": str(tmp_path / "big")}, 0.2, max_faces=2000
+        "mine", {"source": "folder", "root": str(tmp_path / "big")}, 0.2, GeometryBudget(max_faces=2000)
     )
     record = next(r for r in source.records() if r.object_id == "mine/over_max_faces.obj")
     assert _faces(source.load(record)) <= 2000

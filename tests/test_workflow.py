@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cg3d.data import shards
+from layouts import class_mesh, write_obj
 from workflow_config import REPO, small_config, write_config
 
 
@@ -89,3 +90,23 @@ def yaml_default() -> dict:
     import yaml
 
     return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_paths_with_spaces_quotes_and_semicolons_are_quoted(tmp_path):
+    """Every shell command quotes its paths: a space, a quote or a ';' in paths.* or a dataset
+    root neither breaks a stage nor runs a command."""
+    odd = tmp_path / "lab data's; touch PWNED"
+    for name in ("a", "b"):
+        write_obj(odd / "my meshes" / "chair" / f"{name}.obj", {"body": class_mesh(name)})
+    config = small_config()
+    config["paths"] = {key: str(odd / key) for key in ("resources", "data", "results", "runs")}
+    config["datasets"] = {"toy": {"source": "synthetic", "count": 4, "seed": 3},
+                          "mine": {"source": "folder", "root": str(odd / "my meshes")}}
+    config["build"] = ["toy", "mine"]
+    write_config(tmp_path, config)
+    data = Path(config["paths"]["data"])
+    result = snakemake(tmp_path, str(data / "toy/summary.json"), str(data / "mine/summary.json"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads((data / "toy/summary.json").read_text())["objects"] == 4
+    assert json.loads((data / "mine/summary.json").read_text())["objects"] == 2
+    assert not list(tmp_path.rglob("PWNED"))

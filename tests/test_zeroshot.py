@@ -373,3 +373,17 @@ def test_results_missing_a_required_field_are_refused_and_not_written(tmp_path):
     assert "'model' is a required property" in str(error.value)
     assert "'chance' is a required property" in str(error.value)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_cloud_that_cannot_be_prepared_is_left_out_not_fatal(tmp_path):
+    """Evaluation loading isolates objects: a collapsed or NaN cloud in a downloaded h5 file is
+    left out and counted as missing; the others are evaluated with the right labels."""
+    written = write_scanobjectnn(tmp_path / "h5_files", "OBJ_ONLY", n_train=3, n_test=6, points=256)
+    with h5py.File(written["test"], "r+") as h5:
+        h5["data"][1] = 0.0  # every point in one spot
+        h5["data"][4, 7] = np.nan
+        labels = h5["label"][:]
+    clouds = clouds_from_scanobjectnn(tmp_path / "h5_files", "OBJ_ONLY", "test", num_points=64)
+    assert clouds.missing == 2 and clouds.points.shape == (4, 64, 3)
+    assert clouds.object_ids == [f"scanobjectnn/OBJ_ONLY/test/{i:05d}" for i in (0, 2, 3, 5)]
+    assert clouds.categories == [SCANOBJECTNN_CLASSES[labels[i]] for i in (0, 2, 3, 5)]

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 
+from cg3d.data.synsets import shapenet_categories
+
 TEMPLATES_FILE = "caption_templates.txt"
 SYNONYMS_FILE = "caption_synonyms.txt"
 MAX_TAGS = 3
@@ -34,7 +36,8 @@ A_BEFORE_VOWEL = ("uni", "use", "usu", "ute", "uti", "eu", "one", "once")
 AN_BEFORE_CONSONANT = ("hour", "honest", "honor", "honour", "heir", "xbox")
 
 _ARTICLE_BEFORE_SLOT = re.compile(r"\b([Aa]) \{\}")
-_NOT_WORDLIKE = re.compile(r"[^a-z']+")
+# Letters of any script (and apostrophes) make words; digits and punctuation do not.
+_NOT_WORDLIKE = re.compile(r"(?:[^\w']|[\d_])+")
 
 
 def _data_lines(name: str) -> list[str]:
@@ -57,7 +60,8 @@ def _synonym_groups() -> dict[str, tuple[str, ...]]:
 
 def phrase(word: str) -> str:
     """A class or object name as caption text: lower case, "_" and "-" as spaces, tokens with
-    digits (sizes, variant numbers) and stray punctuation dropped: "Bed 140x190" -> "bed"."""
+    digits (sizes, variant numbers) and stray punctuation dropped: "Bed 140x190" -> "bed".
+    Letters of every script count: "Stuhl" and "椅子" stay as they are."""
     tokens = word.lower().replace("_", " ").replace("-", " ").split()
     kept = [_NOT_WORDLIKE.sub("", token) for token in tokens if not any(ch.isdigit() for ch in token)]
     return " ".join(token for token in kept if token.strip("'"))
@@ -84,9 +88,25 @@ def fill(template: str, subject: str) -> str:
     return template[: match.start()] + replacement + template[match.end() :]
 
 
+def caption_name(category: str) -> str:
+    """The words captions use for ``category``: its phrase; for a name with no letters, the
+    ShapeNet category of a synset id ("03001627" -> "chair") or else the name as written.
+
+    Raises ValueError for a name with no letter or digit at all."""
+    text = phrase(category)
+    if text:
+        return text
+    synset_words = shapenet_categories().get(category.strip())
+    if synset_words:
+        return phrase(synset_words)
+    if not any(ch.isalnum() for ch in category):
+        raise ValueError(f"category {category!r} has no words to put in a caption")
+    return " ".join(category.split())
+
+
 def class_prompts(category: str, templates: Sequence[str] = TEMPLATES) -> list[str]:
     """Every template filled with one class name: the prompt ensemble for zero-shot accuracy."""
-    name = _require_phrase(category, "category")
+    name = caption_name(category)
     return [fill(template, name) for template in templates]
 
 
@@ -131,7 +151,7 @@ def captions_for(
 
 
 def _subjects(category: str, name: str) -> list[str]:
-    category_name = _require_phrase(category, "category")
+    category_name = caption_name(category)
     subjects = [category_name, *synonyms(category_name)]
     own_name = phrase(name)
     if own_name and own_name not in subjects:
@@ -148,13 +168,6 @@ def _informative_tags(tags: tuple[str, ...] | list[str], subjects: list[str]) ->
         if tag_name and tag_name not in UNINFORMATIVE_TAGS | named_words | set(kept):
             kept.append(tag_name)
     return kept[:MAX_TAGS]
-
-
-def _require_phrase(word: str, what: str) -> str:
-    text = phrase(word)
-    if not text:
-        raise ValueError(f"{what} {word!r} has no words to put in a caption")
-    return text
 
 
 def _starts_with_vowel_sound(subject: str) -> bool:

@@ -2,8 +2,11 @@
 
 A Scene is kept (never ``force='mesh'``): concatenating parts bakes their colours into a texture
 atlas that renders darker than the per-part materials. Cleaning drops what would break sampling
-or rendering (NaN/inf vertices, degenerate and repeated faces, non-mesh parts) and decimates
-meshes over the face budget. Non-fatal findings (a missing texture, dropped faces) are kept in
+or rendering (NaN/inf vertices, degenerate and repeated faces, non-mesh parts). A
+``GeometryBudget`` bounds what one object may cost, before parsing (file size) and after (faces
+counted with every placement of an instanced mesh, placements, texture pixels): over budget is
+decimated or downscaled where that keeps the object, and skipped otherwise, with the reason.
+Non-fatal findings (a missing or refused texture, dropped faces, decimation) are kept in
 ``geometry.metadata[WARNINGS_KEY]`` so callers can report them without failing the object.
 """
 
@@ -11,13 +14,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import fast_simplification
 import numpy as np
 import trimesh
+from PIL import Image
 from trimesh.grouping import unique_rows
-from trimesh.resolvers import FilePathResolver
+
+from cg3d.data.assets import ConfinedResolver
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +37,42 @@ _TEXT_SUFFIXES = (".obj", ".off", ".gltf")
 _SNIFF_BYTES = 1024
 
 
+# Material attributes that hold a texture image (trimesh's SimpleMaterial and PBRMaterial).
+_TEXTURE_ATTRIBUTES = ("image", "baseColorTexture", "metallicRoughnessTexture", "normalTexture",
+                       "emissiveTexture", "occlusionTexture")
+
+
+@dataclass(frozen=True)
+class GeometryBudget:
+    """What one object may cost; the defaults are the config's ``data.*`` defaults.
+
+    ``max_faces`` counts a mesh once per placement (more are decimated); ``max_file_mb`` caps the
+    mesh file and each asset before anything is parsed (more is skipped or the asset refused);
+    ``max_instances`` caps placements of meshes in the scene graph (more is skipped);
+    ``max_texture_pixels`` caps all textures together (more are downscaled).
+    """
+
+    max_faces: int = 300_000
+    max_file_mb: float = 256.0
+    max_instances: int = 10_000
+    max_texture_pixels: int = 64 * 2**20
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "GeometryBudget":
+        """The budget from a stage's settings (the ``data.*`` keys a rule passes), defaults for the rest."""
+        names = cls.__dataclass_fields__
+        return cls(**{key: value for key, value in settings.items() if key in names})
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
+
+
+DEFAULT_BUDGET = GeometryBudget()
+
+
 class BadMesh(ValueError):
-    """A mesh that cannot be used. ``reason`` is one word (``unreadable`` or ``empty``)."""
+    """A mesh that cannot be used. ``reason`` is one word (``unreadable``, ``empty``, ``over_budget``)."""
 
     def __init__(self, reason: str, detail: str = ""):
         self.reason = reason
@@ -47,41 +88,52 @@ def geometry_warnings(geometry: trimesh.Scene | trimesh.PointCloud) -> list[str]
     return list(geometry.metadata.get(WARNINGS_KEY, ()))
 
 
-def load_geometry(path: str | Path, max_faces: int = 300_000) -> trimesh.Scene:
+def load_geometry(
+    path: str | Path, budget: GeometryBudget = DEFAULT_BUDGET, root: str | Path | None = None
+) -> trimesh.Scene:
     """Read obj/off/ply/stl/glb/gltf into a cleaned Scene with per-part materials.
 
-    Raises BadMesh("unreadable: ...") for missing, corrupt, mislabelled or unsupported files and
-    BadMesh("empty: ...") when no usable face is left. A texture (or MTL) the file refers to but
-    that is not on disk is not fatal: the part keeps its material's base colour and the miss is
-    listed in ``geometry_warnings``.
+    Raises BadMesh("unreadable: ...") for missing, corrupt, mislabelled or unsupported files,
+    BadMesh("empty: ...") when no usable face is left and BadMesh("over_budget: ...") for a file
+    or scene over ``budget``. Assets (MTLs, textures, buffers) are read only from regular files
+    inside ``root`` (the dataset root; default the mesh's folder). One that is missing or refused
+    is not fatal: the part keeps its material's base colour and ``geometry_warnings`` says why.
     """
     path = Path(path)
-    _check_file(path)
-    resolver = _MissRecordingResolver(path.parent)
+    _check_file(path, budget)
+    resolver = ConfinedResolver(path.parent, Path(root) if root is not None else path.parent,
+                                budget.max_file_bytes)
     try:
         # process=False: cleaning happens in clean_geometry, which counts what it drops
         scene = trimesh.load_scene(path, resolver=resolver, process=False)
     except Exception as exc:  # trimesh's readers raise anything from KeyError to struct.error
         raise BadMesh("unreadable", f"{path.name}: {type(exc).__name__}: {exc}") from exc
     _warn(scene, *(f"{path.name} refers to missing file '{name}'" for name in resolver.missing))
-    return clean_geometry(scene, max_faces)
+    _warn(scene, *(f"{path.name}: refused asset {refusal}" for refusal in resolver.refused))
+    return clean_geometry(scene, budget)
 
 
 def clean_geometry(
-    geometry: trimesh.Scene | trimesh.Trimesh | trimesh.PointCloud, max_faces: int = 300_000
+    geometry: trimesh.Scene | trimesh.Trimesh | trimesh.PointCloud, budget: GeometryBudget = DEFAULT_BUDGET
 ) -> trimesh.Scene | trimesh.PointCloud:
     """Validate and clean geometry in place; a lone Trimesh comes back wrapped in a Scene.
 
-    Removes faces touching NaN/inf vertices, degenerate (zero-area) faces and repeated faces
-    (same vertices in the same winding; back-to-back faces of thin double-sided parts stay), drops
-    non-mesh parts, then decimates every part by the same ratio when the scene holds more than
-    ``max_faces`` faces.
+    Refuses a scene that places meshes more than ``budget.max_instances`` times. Removes faces
+    touching NaN/inf vertices, degenerate (zero-area) faces and repeated faces (same vertices in
+    the same winding; back-to-back faces of thin double-sided parts stay), drops non-mesh parts,
+    then decimates every part by the same ratio when the scene, counting each placement of a
+    part, holds more than ``budget.max_faces`` faces, and downscales its textures when together
+    they hold more than ``budget.max_texture_pixels`` pixels.
     """
     if isinstance(geometry, trimesh.PointCloud):
         return _clean_points(geometry)
     scene = trimesh.Scene(geometry) if isinstance(geometry, trimesh.Trimesh) else geometry
     if not isinstance(scene, trimesh.Scene):
         raise BadMesh("unreadable", f"not a mesh: {type(geometry).__name__}")
+    placements = len(scene.graph.nodes_geometry)
+    if placements > budget.max_instances:
+        raise BadMesh("over_budget", f"the scene places meshes {placements} times "
+                                     f"(data.max_instances={budget.max_instances})")
 
     non_finite = degenerate = 0
     for name, part in list(scene.geometry.items()):
@@ -104,16 +156,25 @@ def clean_geometry(
             raise BadMesh("empty", "every face touches a NaN/inf vertex")
         raise BadMesh("empty", "only degenerate (zero-area) faces" if degenerate else "no faces")
 
-    total = sum(len(part.faces) for part in scene.geometry.values())
-    if total > max_faces:
-        _decimate_scene(scene, total, max_faces)
+    total = instanced_faces(scene)
+    if total > budget.max_faces:
+        _decimate_scene(scene, total, budget.max_faces)
         if not scene.geometry:
-            raise BadMesh("empty", f"nothing left after decimating to max_faces={max_faces}")
+            raise BadMesh("empty", f"nothing left after decimating to max_faces={budget.max_faces}")
+    _fit_textures(scene, budget.max_texture_pixels)
     return scene
 
 
-def _check_file(path: Path) -> None:
-    """Refuse what trimesh would misread silently: wrong suffix, empty file, mislabelled format."""
+def instanced_faces(scene: trimesh.Scene) -> int:
+    """Faces the scene draws: each mesh's faces times the number of places the graph puts it."""
+    placements = Counter(scene.graph[node][1] for node in scene.graph.nodes_geometry)
+    return sum(len(part.faces) * placements[name] for name, part in scene.geometry.items()
+               if isinstance(part, trimesh.Trimesh))
+
+
+def _check_file(path: Path, budget: GeometryBudget) -> None:
+    """Refuse what trimesh would misread silently (wrong suffix, empty file, mislabelled format)
+    and what is too big to parse at all."""
     if not path.is_file():
         raise BadMesh("unreadable", f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -122,6 +183,10 @@ def _check_file(path: Path) -> None:
             "unreadable",
             f"{path.name}: unsupported extension (expected {', '.join(MESH_SUFFIXES)})",
         )
+    size = path.stat().st_size
+    if size > budget.max_file_bytes:
+        raise BadMesh("over_budget", f"{path.name} is {size / 2**20:.1f} MB "
+                                     f"(data.max_file_mb={budget.max_file_mb:g})")
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if not head:
@@ -146,24 +211,6 @@ def _sniff_format(head: bytes) -> str | None:
     if head.lstrip().startswith(b"{"):
         return ".gltf"
     return None
-
-
-class _MissRecordingResolver(FilePathResolver):
-    """trimesh swallows missing textures and MTLs silently; this remembers which were missing.
-
-    Assets may sit above the mesh's folder: ShapeNetCore v2 MTLs name ``../images/texture0.jpg``.
-    """
-
-    def __init__(self, source: Path):
-        super().__init__(source, allow_anywhere=True)
-        self.missing: list[str] = []
-
-    def get(self, name: str) -> bytes:
-        try:
-            return super().get(name)
-        except OSError:
-            self.missing.append(name)
-            raise
 
 
 def _clean_mesh(mesh: trimesh.Trimesh) -> tuple[int, int]:
@@ -198,8 +245,28 @@ def _decimate_scene(scene: trimesh.Scene, total: int, max_faces: int) -> None:
             _decimate_mesh(part, max(target, 1))
         if len(part.faces) == 0:  # a part of a few faces can collapse entirely
             scene.delete_geometry(name)
-    after = sum(len(part.faces) for part in scene.geometry.values())
-    _warn(scene, f"decimated {total} -> {after} faces (max_faces={max_faces})")
+    after = instanced_faces(scene)
+    _warn(scene, f"decimated {total} -> {after} faces, placements counted (max_faces={max_faces})")
+
+
+def _fit_textures(scene: trimesh.Scene, max_pixels: int) -> None:
+    """Downscale every texture by one factor when together they hold more than ``max_pixels``."""
+    owners = [(material, attribute, image)
+              for part in scene.geometry.values()
+              if (material := getattr(part.visual, "material", None)) is not None
+              for attribute in _TEXTURE_ATTRIBUTES
+              if isinstance(image := getattr(material, attribute, None), Image.Image)]
+    unique = {id(image): image for _, _, image in owners}
+    total = sum(image.width * image.height for image in unique.values())
+    if total <= max_pixels:
+        return
+    scale = (max_pixels / total) ** 0.5
+    resized = {key: image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))))
+               for key, image in unique.items()}
+    for material, attribute, image in owners:
+        setattr(material, attribute, resized[id(image)])
+    after = sum(image.width * image.height for image in resized.values())
+    _warn(scene, f"downscaled textures {total} -> {after} pixels (max_texture_pixels={max_pixels})")
 
 
 def _decimate_mesh(mesh: trimesh.Trimesh, target: int) -> None:

@@ -7,6 +7,7 @@ adding or removing objects never moves another object between train and test.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 
 from cg3d.data.atomic import atomic_path
 
+SKIPPED_KEY = b"cg3d_skipped"
 MANIFEST_SCHEMA = pa.schema(
     [
         ("object_id", pa.string()),
@@ -90,12 +92,22 @@ def assign_shards(records: list[MeshRecord], objects_per_shard: int) -> list[tup
     return [(shard_name(i // objects_per_shard), r) for i, r in enumerate(ordered)]
 
 
-def write_manifest(records: list[MeshRecord], path: Path, objects_per_shard: int) -> pa.Table:
+def write_manifest(
+    records: list[MeshRecord], path: Path, objects_per_shard: int, skipped: list[dict] = ()
+) -> pa.Table:
+    """Write the manifest; ``skipped`` (objects the source could not list) goes in its metadata."""
     rows = [r.to_row(shard) for shard, r in assign_shards(records, objects_per_shard)]
     table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    table = table.replace_schema_metadata({SKIPPED_KEY: json.dumps(list(skipped))})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table
+
+
+def read_manifest_skipped(path: Path) -> list[dict]:
+    """The objects the source left out of the manifest, each with its stage and reason."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata.get(SKIPPED_KEY, b"[]"))
 
 
 def read_manifest(path: Path, shard: str | None = None) -> list[MeshRecord]:

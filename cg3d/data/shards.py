@@ -8,7 +8,8 @@ lets a whole column become one zero-copy ``(rows, N, 3)`` array.
 
 Each file carries one JSON document under the schema-metadata key ``b"cg3d"``: the format
 version, the stage, a config hash, the stage's settings (points per cloud; image size, camera
-angles and renderer settings) and ``skipped``, the objects of this shard the stage refused.
+angles and renderer settings), ``skipped``, the objects of this shard the stage refused, and
+``warnings``, the objects it kept but changed or loaded without something (same entry shape).
 Files are zstd-compressed, carry Parquet page checksums (so corrupt bytes are detected rather
 than decoded into garbage) and are written atomically.
 """
@@ -234,6 +235,8 @@ def _complete_meta(stage: str, meta: dict) -> dict[str, Any]:
         raise ValueError(f"{stage} shard metadata lacks {missing}")
     completed = {**meta, "format_version": FORMAT_VERSION, "stage": stage}
     completed["skipped"] = _checked_skipped(meta.get("skipped", []))
+    if "warnings" in meta:
+        completed["warnings"] = _checked_skipped(meta["warnings"])
     if stage != "points":
         views = completed["views"]
         for key in ("azimuths", "elevations"):

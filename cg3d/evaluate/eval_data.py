@@ -17,6 +17,7 @@ Sources:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from cg3d.data.fps import farthest_point_sample
 from cg3d.data.manifest import MeshRecord, read_manifest
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.data.shards import ShardError, column_to_points, read_meta, read_table
+
+log = logging.getLogger(__name__)
 
 SCANOBJECTNN_CLASSES: tuple[str, ...] = (
     "bag", "bin", "box", "cabinet", "chair", "desk", "display", "door",
@@ -63,7 +66,7 @@ class EvalClouds:
     categories: list[str]
     names: list[str]
     object_ids: list[str]
-    missing: int = 0  # objects of the split that a data stage skipped
+    missing: int = 0  # objects of the split that a data stage skipped or that could not be prepared
     label_set: tuple[str, ...] = ()
 
 
@@ -89,18 +92,32 @@ def prepare_cloud(cloud: np.ndarray, num_points: int) -> np.ndarray:
     return normalised[farthest_point_sample(normalised, num_points, method="exact", start=0)]
 
 
-def _prepare_all(clouds, num_points: int, what: str) -> np.ndarray:
-    prepared = [prepare_cloud(c, num_points) for c in tqdm(clouds, desc=f"FPS {what}", unit="cloud")]
-    return np.stack(prepared) if prepared else np.empty((0, num_points, 3), dtype=np.float32)
+def _prepare_all(clouds: np.ndarray, num_points: int, what: str, ids: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    """The clouds prepared, and the indices of those kept: one cloud that cannot be prepared
+    (every point in one spot, say) is left out with a warning naming it, never failing the rest."""
+    if clouds.ndim == 3 and clouds.shape[1] < num_points:
+        raise ValueError(f"evaluate.num_points={num_points} exceeds the {clouds.shape[1]} points of a cloud")
+    prepared, kept = [], []
+    for index, cloud in enumerate(tqdm(clouds, desc=f"FPS {what}", unit="cloud")):
+        try:
+            prepared.append(prepare_cloud(cloud, num_points))
+        except Exception as error:  # one object never fails the evaluation
+            log.warning("evaluation leaves out %s (%s): %s", ids[index], what, error)
+            continue
+        kept.append(index)
+    points = np.stack(prepared) if prepared else np.empty((0, num_points, 3), dtype=np.float32)
+    return points, kept
 
 
-def _prepared_column(path: Path, table: pa.Table, stage: str, num_points: int) -> np.ndarray:
-    """A shard's (already filtered) clouds, prepared; the full-size clouds are let go at once."""
+def _prepared_rows(path: Path, table: pa.Table, stage: str, num_points: int) -> tuple[np.ndarray, pa.Table]:
+    """A shard's (already filtered) clouds, prepared, and the table cut to the rows kept; the
+    full-size clouds are let go at once."""
     try:
         clouds = column_to_points(table.column("points"), _stored_points(path, stage))
     except ValueError as error:
         raise ShardError(path, str(error)) from error
-    return _prepare_all(clouds, num_points, path.name)
+    points, kept = _prepare_all(clouds, num_points, path.name, table.column("object_id").to_pylist())
+    return points, table.take(pa.array(kept, type=pa.int64()))
 
 
 def _stored_points(path: Path, stage: str) -> int:
@@ -131,7 +148,8 @@ def clouds_from_points_shards(
     for path in sorted(Path(p) for p in points_paths):
         table = read_table(path, columns=["object_id", "points"])
         table = table.filter(pc.is_in(table.column("object_id"), value_set=split_ids))
-        prepared.append(_prepared_column(path, table, "points", num_points))
+        points, table = _prepared_rows(path, table, "points", num_points)
+        prepared.append(points)
         ids.extend(table.column("object_id").to_pylist())
     if not ids:
         raise ValueError(f"no point cloud of split {split!r} in {len(points_paths)} point shards")
@@ -161,7 +179,8 @@ def retrieval_split(
             )
         table = read_table(path, columns=["object_id", "category", "name", "split", "points", "views", "captions"])
         table = table.filter(pc.equal(table.column("split"), split))
-        prepared.append(_prepared_column(path, table, "triplets", num_points))
+        points, table = _prepared_rows(path, table, "triplets", num_points)
+        prepared.append(points)
         ids.extend(table.column("object_id").to_pylist())
         categories.extend(table.column("category").to_pylist())
         names.extend(table.column("name").to_pylist())
@@ -209,11 +228,14 @@ def clouds_from_scanobjectnn(root: str | os.PathLike, variant: str, split: str, 
     classes = len(SCANOBJECTNN_CLASSES)
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes:
         raise ValueError(f"{path}: labels must be integers in [0, {classes})")
-    categories = [SCANOBJECTNN_CLASSES[label] for label in labels]
+    ids = [f"scanobjectnn/{variant}/{split}/{i:05d}" for i in range(len(labels))]
+    points, kept = _prepare_all(data, num_points, f"ScanObjectNN {variant} {split}", ids)
+    categories = [SCANOBJECTNN_CLASSES[labels[i]] for i in kept]
     return EvalClouds(
-        points=_prepare_all(data, num_points, f"ScanObjectNN {variant} {split}"),
+        points=points,
         categories=categories,
         names=categories,
-        object_ids=[f"scanobjectnn/{variant}/{split}/{i:05d}" for i in range(len(labels))],
+        object_ids=[ids[i] for i in kept],
+        missing=len(ids) - len(kept),
         label_set=SCANOBJECTNN_CLASSES,
     )

@@ -1,4 +1,12 @@
 # Mesh sources -> manifest. SH3D, the embedded default, is fetched from Debian's package first.
+# Every path, wildcard and param in a shell command is quoted (:q): paths may hold spaces or ';'.
+
+GEOMETRY_BUDGET_KEYS = ("max_faces", "max_file_mb", "max_instances", "max_texture_pixels")
+
+
+def geometry_budget():
+    """The data.* caps on one object, for the settings of every stage that loads meshes."""
+    return {key: config["data"][key] for key in GEOMETRY_BUDGET_KEYS}
 
 
 rule fetch_sh3d:
@@ -9,7 +17,7 @@ rule fetch_sh3d:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} fetch-sh3d --dest {wildcards.root} > {log} 2>&1"
+        "{CG3D} fetch-sh3d --dest {wildcards.root:q} > {log:q} 2>&1"
 
 
 def manifest_inputs(wildcards):
@@ -36,5 +44,5 @@ checkpoint manifest:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} manifest --dataset {wildcards.dataset} --settings {params.settings:q}"
-        " --out {output.manifest} 2> {log}"
+        "{CG3D} manifest --dataset {wildcards.dataset:q} --settings {params.settings:q}"
+        " --out {output.manifest:q} 2> {log:q}"

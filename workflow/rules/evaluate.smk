@@ -51,7 +51,8 @@ def zeroshot_files(wildcards):
 
 
 def zeroshot_data_arguments(wildcards, input):
-    """--manifest/--points for a pipeline dataset; ScanObjectNN's files follow from --settings."""
+    """--manifest/--points for a pipeline dataset; ScanObjectNN's files follow from --settings.
+    Several arguments in one param, so each path is quoted here and the param is not."""
     options = zeroshot_options(wildcards.name)
     if options.get("source") == "scanobjectnn":
         return ""
@@ -92,8 +93,8 @@ rule zeroshot:
         "../../envs/train.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {CG3D} zeroshot --settings {params.settings:q}"
-        " --checkpoint {input.checkpoint} --run {input.run} {params.data}"
-        " --out {output.results} --confusion {output.confusion} 2> {log}"
+        " --checkpoint {input.checkpoint:q} --run {input.run:q} {params.data}"
+        " --out {output.results:q} --confusion {output.confusion:q} 2> {log:q}"
 
 
 def retrieval_options(dataset):
@@ -132,8 +133,8 @@ rule retrieval:
         "../../envs/train.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {CG3D} retrieval --settings {params.settings:q}"
-        " --checkpoint {input.checkpoint} --run {input.run} --triplets {input.triplets}"
-        " --out {output.results} --gallery {output.gallery} 2> {log}"
+        " --checkpoint {input.checkpoint:q} --run {input.run:q} --triplets {input.triplets:q}"
+        " --out {output.results:q} --gallery {output.gallery:q} 2> {log:q}"
 
 
 def scene_query_settings(wildcards):
@@ -165,4 +166,4 @@ rule scene_query:
         "../../envs/train.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {CG3D} scene-query --settings {params.settings:q}"
-        " --checkpoint {input.checkpoint} --triplets {input.triplets} --out-dir {params.out_dir} 2> {log}"
+        " --checkpoint {input.checkpoint:q} --triplets {input.triplets:q} --out-dir {params.out_dir:q} 2> {log:q}"

@@ -33,5 +33,5 @@ rule finetune:
         "../../envs/train.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {CG3D} finetune --settings {params.settings:q}"
-        " --checkpoint {input.checkpoint} --triplets {input.triplets}"
-        " --out {output.results} --work-dir {params.work_dir} 2> {log}"
+        " --checkpoint {input.checkpoint:q} --triplets {input.triplets:q}"
+        " --out {output.results:q} --work-dir {params.work_dir:q} 2> {log:q}"

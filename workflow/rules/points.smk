@@ -10,7 +10,7 @@ rule points:
         settings=lambda wc: settings(
             dataset=dataset_options(wc.dataset),
             points=config["points"],
-            max_faces=config["data"]["max_faces"],
+            **geometry_budget(),
             seed=config["data"]["seed"],
         ),
     threads: 1
@@ -21,5 +21,5 @@ rule points:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} points --dataset {wildcards.dataset} --shard {wildcards.shard}"
-        " --manifest {input.manifest} --settings {params.settings:q} --out {output.points} 2> {log}"
+        "{CG3D} points --dataset {wildcards.dataset:q} --shard {wildcards.shard:q}"
+        " --manifest {input.manifest:q} --settings {params.settings:q} --out {output.points:q} 2> {log:q}"

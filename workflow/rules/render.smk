@@ -10,7 +10,7 @@ rule render:
         settings=lambda wc: settings(
             dataset=dataset_options(wc.dataset),
             render=config["render"],
-            max_faces=config["data"]["max_faces"],
+            **geometry_budget(),
         ),
     threads: 1
     resources:
@@ -20,5 +20,5 @@ rule render:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} render --dataset {wildcards.dataset} --shard {wildcards.shard}"
-        " --manifest {input.manifest} --settings {params.settings:q} --out {output.views} 2> {log}"
+        "{CG3D} render --dataset {wildcards.dataset:q} --shard {wildcards.shard:q}"
+        " --manifest {input.manifest:q} --settings {params.settings:q} --out {output.views:q} 2> {log:q}"

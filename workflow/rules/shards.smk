@@ -15,13 +15,14 @@ rule triplets:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} triplets --shard {wildcards.shard} --manifest {input.manifest}"
-        " --views {input.views} --points {input.points} --settings {params.settings:q}"
-        " --out {output.triplets} 2> {log}"
+        "{CG3D} triplets --shard {wildcards.shard:q} --manifest {input.manifest:q}"
+        " --views {input.views:q} --points {input.points:q} --settings {params.settings:q}"
+        " --out {output.triplets:q} 2> {log:q}"
 
 
 rule dataset_summary:
     input:
+        manifest=f"{DATA}/{{dataset}}/manifest.parquet",
         triplets=lambda wc: expand(
             f"{DATA}/{{dataset}}/triplets/{{shard}}.parquet",
             dataset=wc.dataset,
@@ -33,5 +34,5 @@ rule dataset_summary:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} summarize --triplets {input.triplets} --summary {output.summary}"
-        " --skipped {output.skipped}"
+        "{CG3D} summarize --manifest {input.manifest:q} --triplets {input.triplets:q}"
+        " --summary {output.summary:q} --skipped {output.skipped:q}"

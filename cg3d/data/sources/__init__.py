@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cg3d.data.geometry import DEFAULT_BUDGET, GeometryBudget
 from cg3d.data.sources.base import DatasetMissing, MeshSource
 from cg3d.data.sources.folder import FolderSource
 from cg3d.data.sources.modelnet import ModelNet10Source, ModelNet40Source
@@ -24,17 +25,15 @@ __all__ = ["SOURCES", "DatasetMissing", "MeshSource", "make_source"]
 
 
 def make_source(
-    dataset_name: str, options: dict, test_fraction: float = 0.2, max_faces: int | None = None
+    dataset_name: str, options: dict, test_fraction: float = 0.2, budget: GeometryBudget = DEFAULT_BUDGET
 ) -> MeshSource:
     """The adapter for config block ``datasets.<dataset_name>``; ``options["source"]`` names it.
 
-    ``max_faces`` (the config's ``data.max_faces``) is the face budget ``load`` decimates to.
+    ``budget`` (the config's ``data.max_*`` caps) bounds what ``load`` accepts for one object.
     """
     kind = options.get("source")
     if kind not in SOURCES:
         raise ValueError(
             f"datasets.{dataset_name}.source is {kind!r}; expected one of: {', '.join(SOURCES)}"
         )
-    if max_faces is not None:
-        options = {**options, "max_faces": max_faces}
-    return SOURCES[kind](dataset_name, options, test_fraction)
+    return SOURCES[kind](dataset_name, options, test_fraction, budget)

@@ -19,7 +19,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
-from cg3d.data.sources.base import MeshSource
+from cg3d.data.sources.base import MeshSource, unreadable_reason
 from cg3d.data.manifest import MeshRecord, hash_split
 from cg3d.data.sources.naming import category_words
 
@@ -41,6 +41,10 @@ class ObjaverseSource(MeshSource):
         records = []
         for path in sorted(root.rglob("*.glb")):
             uid = path.stem
+            problem = unreadable_reason(path)
+            if problem is not None:
+                self.skip(f"{self.dataset}/{uid}", problem)
+                continue
             row = metadata.get(uid, {})
             category = category_words(lvis.get(uid) or row.get("category") or "") or DEFAULT_CATEGORY
             object_id = f"{self.dataset}/{uid}"

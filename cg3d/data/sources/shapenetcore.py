@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from cg3d.data.sources.base import MeshSource
 from cg3d.data.manifest import MeshRecord, hash_split
 from cg3d.data.sources.naming import category_words
+from cg3d.data.synsets import shapenet_categories
 
 LICENSE = "ShapeNet terms of use: non-commercial research and education"
 MODEL_FILE = Path("models/model_normalized.obj")
 _SYNSET = re.compile(r"\d{8}")
-
-
-@cache
-def shapenet_categories() -> dict[str, str]:
-    """The shipped synset id -> category word table (all 55 ShapeNetCore synsets)."""
-    text = resources.files("cg3d.data").joinpath("shapenet_synsets.txt").read_text()
-    rows = (
-        line.split(maxsplit=1) for line in text.splitlines() if line and not line.startswith("#")
-    )
-    return {synset: words.strip() for synset, words in rows}
 
 
 class ShapeNetCoreSource(MeshSource):

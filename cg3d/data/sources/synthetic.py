@@ -234,4 +234,4 @@ class SyntheticSource(MeshSource):
                 f"not a synthetic object path: {record.source_path!r} "
                 f"(expected {SCHEME}<shape>/<index>)"
             )
-        return clean_geometry(generate(shape, int(index), self.seed), self.max_faces)
+        return clean_geometry(generate(shape, int(index), self.seed), self.budget)
