@@ -158,8 +158,6 @@ class Pretrainer:
         )
         return point, prompt
 
-    # ----------------------------------------------------------------------------------- state
-
     @property
     def last_path(self) -> Path:
         return self.out_dir / "last.pt"
@@ -176,6 +174,7 @@ class Pretrainer:
             "point_sched": self.point_sched.state_dict(),
             "prompt_sched": self.prompt_sched.state_dict() if self.prompt_sched else None,
             "torch_rng": torch.get_rng_state(),
+            "text_embeddings": self.model.text_cache.state_dict(),
             "mlflow_run_id": self.run_id,
             "history": self.history,
         }
@@ -194,12 +193,11 @@ class Pretrainer:
             self.prompt_opt.load_state_dict(state["prompt_opt"])
             self.prompt_sched.load_state_dict(state["prompt_sched"])
         torch.set_rng_state(state["torch_rng"])
+        self.model.text_cache.load_state_dict(state["text_embeddings"])
         self.phase_index, self.epoch, self.step = state["phase_index"], state["epoch"], state["step"]
         self.run_id, self.history = state["mlflow_run_id"], state["history"]
         log.info("resumed from %s at phase %d epoch %d", self.last_path, self.phase_index, self.epoch)
         return True
-
-    # ----------------------------------------------------------------------------------- steps
 
     def _points_step(self, batch: dict, micro: int) -> dict[str, torch.Tensor]:
         """3D encoder update on 3D-text + 3D-image (image targets live or from the cache)."""
@@ -242,8 +240,6 @@ class Pretrainer:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-
-    # ----------------------------------------------------------------------------------- loop
 
     def _loader(self, with_images: bool) -> DataLoader:
         self.dataset.with_images = with_images
@@ -390,8 +386,7 @@ def pretrain(settings: dict, shard_paths: list[Path], out_dir: Path) -> dict:
     """
     if launched_by_torchrun():
         die_with_parent()
-    is_rank_zero = int(os.environ.get("RANK", "0")) == 0
-    with run_directory_lock(out_dir) if is_rank_zero else nullcontext():
+    with run_directory_lock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
         info = init_distributed(settings["pretrain"]["device"])
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
