@@ -39,7 +39,7 @@ def build_shards(work: Path, objects: int) -> tuple[dict, list[Path]]:
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-         "--configfile", str(work / "config.yaml"), "--cores", str(os.cpu_count()), "--quiet",
+         "--configfile", str(work / "config.yaml"), "--cores", str(os.cpu_count()), "--quiet", "all",
          "data/bench/summary.json"],
         check=True, cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO)),
     )  # fmt: skip
