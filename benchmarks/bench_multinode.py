@@ -38,9 +38,9 @@ def build_shards(work: Path, objects: int) -> tuple[dict, list[Path]]:
     config["render"]["image_size"] = 64
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-         "--configfile", str(work / "config.yaml"), "--cores", str(os.cpu_count()), "--quiet", "all",
-         "data/bench/summary.json"],
+        [sys.executable, "-m", "snakemake", "data/bench/summary.json", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores", str(os.cpu_count()),
+         "--quiet", "all"],
         check=True, cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO)),
     )  # fmt: skip
     return config, sorted((work / "data" / "bench" / "triplets").glob("*.parquet"))
