@@ -67,7 +67,8 @@ def launch(layout: str, settings: dict, shards: list[Path], out_dir: Path) -> fl
     if layout == "1x4":
         agents = [TORCHRUN + ["--standalone", "--nproc-per-node=4", *job]]
     else:
-        rendezvous = ["--nnodes=2", "--nproc-per-node=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}"]
+        port = free_port()
+        rendezvous = ["--nnodes=2", "--nproc-per-node=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}"]
         agents = [TORCHRUN + rendezvous + job for _ in range(2)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     started = time.perf_counter()

@@ -70,7 +70,8 @@ def main() -> None:
         for key, (model, optimizer, _) in setups.items():
             times[key].append(step_time(model, optimizer, loss, points, images, texts))
     baseline = statistics.median(times[VARIANTS[0]])
-    where = torch.cuda.get_device_name(device) + ", bf16" if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    cuda = device.type == "cuda"
+    where = f"{torch.cuda.get_device_name(device)}, bf16" if cuda else f"{torch.get_num_threads()} threads"
     print(f"batch {args.batch}, {args.points} points, {where}, median of {args.rounds} interleaved rounds\n")
     print("| encoder | size | params | samples/s | step time vs point_transformer/small |")
     print("|---|---|---:|---:|---:|")

@@ -15,8 +15,8 @@ Objects of the classes in ``pretrain.holdout`` are never read (:mod:`cg3d.train.
 
 Launched by torchrun (one process per GPU, or several CPU processes with gloo) or plain python.
 Rank 0 holds the run directory's lock and writes an atomic checkpoint after every epoch; workers
-die with their launcher, and rerunning after a kill resumes from the checkpoint (same settings only). A non-finite loss stops the run with a clear error, keeping the last good
-checkpoint.
+die with their launcher, and rerunning after a kill resumes from the checkpoint (same settings
+only). A non-finite loss stops the run with a clear error, keeping the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from cg3d.losses import CG3DLoss
 from cg3d.models.cg3d import CG3D
 from cg3d.tracking import tracked_run, tracking_uri_from
 from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
-from cg3d.train import distributed as ddp
+from cg3d.train import distributed
 from cg3d.train.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.holdout import Holdout
@@ -193,7 +193,7 @@ class Pretrainer:
             self.prompt_opt.load_state_dict(state["prompt_opt"])
             self.prompt_sched.load_state_dict(state["prompt_sched"])
         torch.set_rng_state(state["torch_rng"])
-        self.model.text_cache.load_state_dict(state["text_embeddings"])
+        self.model.text_cache.load_state_dict(state.get("text_embeddings", {}))  # older last.pt files lack it
         self.phase_index, self.epoch, self.step = state["phase_index"], state["epoch"], state["step"]
         self.run_id, self.history = state["mlflow_run_id"], state["history"]
         log.info("resumed from %s at phase %d epoch %d", self.last_path, self.phase_index, self.epoch)
@@ -235,7 +235,7 @@ class Pretrainer:
             params, opt, sched = self.groups["point_encoder"], self.point_opt, self.point_sched
         else:
             params, opt, sched = self.groups["prompts"], self.prompt_opt, self.prompt_sched
-            ddp.average_gradients(params)
+            distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, self.train["grad_clip"])
         opt.step()
         sched.step()
@@ -264,7 +264,7 @@ class Pretrainer:
             kind = phase if phase != "alternating" else ("points" if opt_step % 2 == 0 else "prompts")
             losses = self._points_step(batch, micro) if kind == "points" else self._prompts_step(batch)
             total = losses["total"]
-            if not ddp.all_ranks_agree(torch.isfinite(total.detach())):
+            if not distributed.all_ranks_agree(torch.isfinite(total.detach())):
                 values = {k: float(v.detach()) for k, v in losses.items()}
                 raise NonFiniteLoss(
                     f"non-finite loss {values} in {phase} epoch {self.epoch} step {self.step}; "
@@ -283,7 +283,7 @@ class Pretrainer:
                 tracker.log_metrics(self._step_metrics(losses, samples, started), step=self.step)
         elapsed = time.perf_counter() - started
         means = {k: sums[k] / sums[f"n_{k}"] for k in sums if not k.startswith("n_")}
-        means = ddp.mean_over_ranks(means)
+        means = distributed.mean_over_ranks(means)
         means["samples_per_s"] = samples / elapsed
         means["epoch_seconds"] = elapsed
         return means
@@ -348,7 +348,7 @@ class Pretrainer:
     def _save(self) -> None:
         if self.info.is_main:
             save_checkpoint(self.last_path, self._state())
-        ddp.barrier()
+        distributed.barrier()
 
     def _finish(self, tracker, seconds: float) -> dict:
         from cg3d.evaluate.plots import plot_loss_curves
@@ -374,7 +374,7 @@ class Pretrainer:
             tracker.log_artifact(checkpoint, "model")
             with atomic_path(self.out_dir / "run.json") as tmp:
                 tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        ddp.barrier()
+        distributed.barrier()
         return summary
 
 
