@@ -4,7 +4,8 @@ Under ``torch.distributed`` each rank gathers the other ranks' features (keeping
 path, see :class:`_GatherWithGrad`) and scores its own samples against the global batch, with
 labels offset by its rank. A rank's loss is its share; the mean over ranks equals the loss of the
 whole global batch computed in one process, and so do the gradients once DDP averages them.
-Without an initialised process group everything is local.
+Without an initialised process group everything is local; with one, a world of one gathers too,
+so one GPU runs the collectives that eight do.
 
 Known limitation: two samples of one category in a batch often get the same caption, so each
 counts the other's caption (and its images) as a negative. Like the paper, this is left as is;
@@ -46,7 +47,7 @@ def gather_features(features: torch.Tensor) -> tuple[torch.Tensor, int]:
 
     Every rank must pass the same number of rows (use ``drop_last`` in the sampler).
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not (dist.is_available() and dist.is_initialized()):
         return features, 0
     return _GatherWithGrad.apply(features), dist.get_rank() * features.shape[0]
 

@@ -128,36 +128,53 @@ def _launch(settings: dict, shards: list[Path], out_dir: Path, nproc: int, log: 
                             start_new_session=True)
 
 
-def _kill_tree(process: subprocess.Popen) -> None:
-    """SIGKILL torchrun and its workers (they run in process groups of their own)."""
-    parent = psutil.Process(process.pid)
-    for child in parent.children(recursive=True):
-        child.kill()
-    parent.kill()
-    process.wait()
+def _gone(pid: int) -> bool:
+    """No such process, or only a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
-def test_killed_run_resumes_from_checkpoint(toy_shards, tmp_path):
-    settings = tiny_settings(tmp_path, schedule="alternating", epochs=6)
+def _trained(out_dir: Path) -> tuple[dict, dict]:
+    """The final weights and the per-epoch losses of a finished run."""
+    state = load_checkpoint(out_dir / "checkpoint.pt")
+    losses = {k: v for k, v in load_checkpoint(out_dir / "last.pt")["history"].items() if "/loss_" in k}
+    return state, losses
+
+
+def test_killing_the_launcher_kills_its_worker_and_the_rerun_finishes_as_if_uninterrupted(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="alternating", epochs=3)
+    alone = dict(settings, tracking={"uri": f"sqlite:///{tmp_path / 'whole.db'}"})  # two stores: no migration race
+    whole = _launch(alone, toy_shards, tmp_path / "whole", 1, tmp_path / "whole.log")
     out_dir = tmp_path / "run"
     first = _launch(settings, toy_shards, out_dir, 1, tmp_path / "first.log")
     deadline = time.time() + 300
     while time.time() < deadline and first.poll() is None and not (out_dir / "last.pt").exists():
         time.sleep(0.05)
     assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-    _kill_tree(first)
+    workers = psutil.Process(first.pid).children(recursive=True)
+    assert workers and all(w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    first.kill()  # the torchrun agent only: its worker runs in a session of its own
+    first.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(_gone(w.pid) for w in workers):
+        time.sleep(0.1)
+    assert all(_gone(w.pid) for w in workers), "the worker outlived its launcher"
     killed_at = load_checkpoint(out_dir / "last.pt")
     assert not (out_dir / "checkpoint.pt").exists()
 
     second = _launch(settings, toy_shards, out_dir, 1, tmp_path / "second.log")
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert whole.wait(timeout=600) == 0, (tmp_path / "whole.log").read_text()[-3000:]
     log = (tmp_path / "second.log").read_text()
-    resumed_at = f"phase {killed_at['phase_index']} epoch {killed_at['epoch']}"
-    assert f"resumed from {out_dir / 'last.pt'} at {resumed_at}" in log
-    run = json.loads((out_dir / "run.json").read_text())
-    assert run["mlflow_run_id"] == killed_at["mlflow_run_id"]
-    finished = load_checkpoint(out_dir / "last.pt")
-    assert len(finished["history"]["alternating/loss_total"]) == 6
+    assert "rank 0 of 1 joined a gloo process group" in log  # a world of one runs the collectives too
+    assert f"resumed from {out_dir / 'last.pt'} at phase {killed_at['phase_index']} epoch {killed_at['epoch']}" in log
+    assert json.loads((out_dir / "run.json").read_text())["mlflow_run_id"] == killed_at["mlflow_run_id"]
+    (resumed, resumed_losses), (uninterrupted, uninterrupted_losses) = _trained(out_dir), _trained(tmp_path / "whole")
+    assert resumed_losses == uninterrupted_losses and len(resumed_losses["alternating/loss_total"]) == 3
+    for part in ("point_encoder", "visual_prompts"):
+        torch.testing.assert_close(resumed[part], uninterrupted[part], rtol=0, atol=0)
 
 
 def test_two_gloo_processes_train_together(toy_shards, tmp_path):

@@ -194,3 +194,12 @@ class TextEmbeddingCache:
                 features = self.clip_model.encode_text(self.tokenizer(chunk).to(device))
                 self._embeddings.update(zip(chunk, F.normalize(features, dim=-1)))
         return torch.stack([self._embeddings[text] for text in texts]).to(device)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The embeddings computed so far: a resumed run that restores them embeds every caption
+        exactly as the uninterrupted run did (batch composition shifts float rounding)."""
+        return {text: embedding.cpu() for text, embedding in self._embeddings.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        device = next(self.clip_model.parameters()).device
+        self._embeddings = {text: embedding.to(device) for text, embedding in state.items()}

@@ -14,15 +14,16 @@ Two schedules (``pretrain.schedule``):
 Objects of the classes in ``pretrain.holdout`` are never read (:mod:`cg3d.train.holdout`).
 
 Launched by torchrun (one process per GPU, or several CPU processes with gloo) or plain python.
-Rank 0 writes an atomic checkpoint after every epoch; rerunning after a kill resumes from it
-(same settings only). A non-finite loss stops the run with a clear error, keeping the last good
-checkpoint.
+Rank 0 holds the run directory's lock and writes an atomic checkpoint after every epoch; workers
+die with their launcher, and rerunning after a kill resumes from the checkpoint (same settings
+only). A non-finite loss stops the run with a clear error, keeping the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -43,10 +44,13 @@ from cg3d.losses import CG3DLoss
 from cg3d.models.cg3d import CG3D
 from cg3d.tracking import tracked_run, tracking_uri_from
 from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
-from cg3d.train.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
+from cg3d.train import distributed
+from cg3d.train.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.holdout import Holdout
 from cg3d.train.optim import point_optimizer, prompt_optimizer, warmup_cosine
+from cg3d.train.parent_death import die_with_parent
+from cg3d.train.run_lock import run_directory_lock
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ class Pretrainer:
         self.model = build_model(settings, info.device)
         self.groups = self.model.parameter_groups()
         self.point_forward = (
-            DistributedDataParallel(self.model.point_encoder) if info.world_size > 1 else self.model.point_encoder
+            DistributedDataParallel(self.model.point_encoder) if dist.is_initialized() else self.model.point_encoder
         )
         weights = self.train["loss_weights"]
         self.point_loss = CG3DLoss(weights["point_text"], weights["point_image"], image_text=0.0)
@@ -156,8 +160,6 @@ class Pretrainer:
         )
         return point, prompt
 
-    # ----------------------------------------------------------------------------------- state
-
     @property
     def last_path(self) -> Path:
         return self.out_dir / "last.pt"
@@ -174,6 +176,7 @@ class Pretrainer:
             "point_sched": self.point_sched.state_dict(),
             "prompt_sched": self.prompt_sched.state_dict() if self.prompt_sched else None,
             "torch_rng": torch.get_rng_state(),
+            "text_embeddings": self.model.text_cache.state_dict(),
             "mlflow_run_id": self.run_id,
             "history": self.history,
         }
@@ -192,12 +195,11 @@ class Pretrainer:
             self.prompt_opt.load_state_dict(state["prompt_opt"])
             self.prompt_sched.load_state_dict(state["prompt_sched"])
         torch.set_rng_state(state["torch_rng"])
+        self.model.text_cache.load_state_dict(state.get("text_embeddings", {}))  # older last.pt files lack it
         self.phase_index, self.epoch, self.step = state["phase_index"], state["epoch"], state["step"]
         self.run_id, self.history = state["mlflow_run_id"], state["history"]
         log.info("resumed from %s at phase %d epoch %d", self.last_path, self.phase_index, self.epoch)
         return True
-
-    # ----------------------------------------------------------------------------------- steps
 
     def _points_step(self, batch: dict, micro: int) -> dict[str, torch.Tensor]:
         """3D encoder update on 3D-text + 3D-image (image targets live or from the cache)."""
@@ -235,16 +237,11 @@ class Pretrainer:
             params, opt, sched = self.groups["point_encoder"], self.point_opt, self.point_sched
         else:
             params, opt, sched = self.groups["prompts"], self.prompt_opt, self.prompt_sched
-            if self.info.world_size > 1:
-                for p in params:
-                    dist.all_reduce(p.grad)
-                    p.grad /= self.info.world_size
+            distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, self.train["grad_clip"])
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-
-    # ----------------------------------------------------------------------------------- loop
 
     def _loader(self, with_images: bool) -> DataLoader:
         self.dataset.with_images = with_images
@@ -269,7 +266,7 @@ class Pretrainer:
             kind = phase if phase != "alternating" else ("points" if opt_step % 2 == 0 else "prompts")
             losses = self._points_step(batch, micro) if kind == "points" else self._prompts_step(batch)
             total = losses["total"]
-            if float(all_reduce_mean(torch.isfinite(total.detach()).float())) < 1.0:
+            if not distributed.all_ranks_agree(torch.isfinite(total.detach())):
                 values = {k: float(v.detach()) for k, v in losses.items()}
                 raise NonFiniteLoss(
                     f"non-finite loss {values} in {phase} epoch {self.epoch} step {self.step}; "
@@ -288,7 +285,7 @@ class Pretrainer:
                 tracker.log_metrics(self._step_metrics(losses, samples, started), step=self.step)
         elapsed = time.perf_counter() - started
         means = {k: sums[k] / sums[f"n_{k}"] for k in sums if not k.startswith("n_")}
-        means = {k: float(all_reduce_mean(torch.tensor(v))) for k, v in sorted(means.items())}
+        means = distributed.mean_over_ranks(means)
         means["samples_per_s"] = samples / elapsed
         means["epoch_seconds"] = elapsed
         return means
@@ -353,8 +350,7 @@ class Pretrainer:
     def _save(self) -> None:
         if self.info.is_main:
             save_checkpoint(self.last_path, self._state())
-        if self.info.world_size > 1:
-            dist.barrier()
+        distributed.barrier()
 
     def _finish(self, tracker, seconds: float) -> dict:
         from cg3d.evaluate.plots import plot_loss_curves
@@ -380,16 +376,22 @@ class Pretrainer:
             tracker.log_artifact(checkpoint, "model")
             with atomic_path(self.out_dir / "run.json") as tmp:
                 tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        if self.info.world_size > 1:
-            dist.barrier()
+        distributed.barrier()
         return summary
 
 
 def pretrain(settings: dict, shard_paths: list[Path], out_dir: Path) -> dict:
-    """Train (or resume) and write ``checkpoint.pt``, ``run.json`` and the loss curves."""
-    info = init_distributed(settings["pretrain"]["device"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return Pretrainer(settings, shard_paths, out_dir, info).run()
-    finally:
-        shutdown_distributed()
+    """Train (or resume) and write ``checkpoint.pt``, ``run.json`` and the loss curves.
+
+    Under torchrun each worker dies with its launcher, and rank 0 holds the run directory's lock
+    (taken before joining the group, so a second trainer is refused before it waits on anyone).
+    """
+    if launched_by_torchrun():
+        die_with_parent()
+    with run_directory_lock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        info = init_distributed(settings["pretrain"]["device"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return Pretrainer(settings, shard_paths, out_dir, info).run()
+        finally:
+            shutdown_distributed()
