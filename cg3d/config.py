@@ -80,7 +80,7 @@ def validate_config(config: dict) -> dict:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
     problems += _evaluation_problems(config) + _holdout_problems(config)
-    problems += _augment_problems(config) + _caption_problems(config)
+    problems += _augment_problems(config) + _caption_problems(config) + _batch_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -140,6 +140,19 @@ def _augment_problems(config: dict) -> list[str]:
         build_augmentation(recipe)
     except ValueError as error:
         return [str(error)]
+    return []
+
+
+def _batch_problems(config: dict) -> list[str]:
+    """The global batch must split evenly over every process and its gradient-cache chunks."""
+    train = config.get("pretrain", {})
+    sizes = [train.get(key) for key in ("batch_size", "nodes", "nproc", "grad_accum")]
+    if not all(isinstance(size, int) and size > 0 for size in sizes):
+        return []  # the schema reports it
+    batch, nodes, nproc, accum = sizes
+    if batch % (nodes * nproc * accum):
+        return [f"config key 'pretrain.batch_size': the global batch {batch} does not split into {nodes} nodes "
+                f"x {nproc} processes x {accum} chunks (pretrain.grad_accum)"]
     return []
 
 

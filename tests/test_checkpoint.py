@@ -60,7 +60,7 @@ def test_evaluation_loading_refuses_the_payload_too(hostile_checkpoint, tmp_path
 def test_training_state_round_trips_under_weights_only(tmp_path):
     """What resume needs (weights, optimiser, schedule, RNG, numpy history) loads back safely."""
     model = torch.nn.Linear(4, 2)
-    optimizer = point_optimizer(model.parameters(), {"lr": 1e-3, "weight_decay": 0.05})
+    optimizer = point_optimizer(model, {"lr": 1e-3, "weight_decay": 0.05})
     schedule = warmup_cosine(optimizer, 2, 10)
     model(torch.ones(3, 4)).sum().backward()
     optimizer.step()
@@ -78,7 +78,7 @@ def test_training_state_round_trips_under_weights_only(tmp_path):
     assert loaded["history"]["loss"] == [0.5, 0.25]
     assert torch.equal(loaded["history"]["counts"], torch.arange(3))
     assert torch.equal(loaded["torch_rng"], state["torch_rng"])
-    fresh = point_optimizer(model.parameters(), {"lr": 1e-3, "weight_decay": 0.05})
+    fresh = point_optimizer(model, {"lr": 1e-3, "weight_decay": 0.05})
     fresh.load_state_dict(loaded["opt"])
     assert fresh.state_dict()["state"][0]["exp_avg"].equal(optimizer.state_dict()["state"][0]["exp_avg"])
 

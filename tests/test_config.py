@@ -54,6 +54,8 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["pretrain"].update(augment=[{"step": "spin"}]), "pretrain.augment.0.step"),
         (lambda c: c["pretrain"].update(augment=[{"step": "jitter", "amount": 1.0}]), "pretrain.augment.0"),
         (lambda c: c["pretrain"].update(fps="fresh"), "pretrain.fps"),
+        (lambda c: c["pretrain"].update(batch_size=32, nproc=3), "pretrain.batch_size"),
+        (lambda c: c["pretrain"].update(prompt_lr_schedule="step"), "pretrain.prompt_lr_schedule"),
         (lambda c: c["evaluate"]["zeroshot"]["scanobjectnn"].update(variant="X"),
          "evaluate.zeroshot.scanobjectnn.variant"),
         (lambda c: c["captions"].update(per_object=63), "captions.per_object"),

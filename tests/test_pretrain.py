@@ -17,7 +17,8 @@ import torch
 
 from cg3d.data.shards import read_table
 from cg3d.train.checkpoint import load_checkpoint
-from cg3d.train.pretrain import NonFiniteLoss, Pretrainer, phases, pretrain
+from cg3d.train.plan import phases
+from cg3d.train.pretrain import NonFiniteLoss, Pretrainer, pretrain
 from cg3d.train.distributed import init_distributed
 from toy_shards import build_toy_shards
 from workflow_config import REPO, small_config
@@ -188,13 +189,20 @@ def test_two_gloo_processes_train_together(toy_shards, tmp_path):
     assert len(client.search_runs([client.get_experiment_by_name("test-pretrain").experiment_id])) == 1
 
 
-def test_gradient_accumulation_steps_once_per_accumulated_batch(toy_shards, tmp_path):
-    settings = tiny_settings(tmp_path, schedule="cached", epochs=1, prompt_epochs=0, grad_accum=2, batch_size=2)
+def test_the_global_batch_is_loaded_in_chunks_and_stepped_once_per_batch(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, schedule="cached", epochs=1, prompt_epochs=0, grad_accum=2, batch_size=4)
     trainer = Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
+    assert trainer.chunk_size == 2  # 4 over 1 process x 2 chunks; the loss sees all 4 (tests/test_grad_cache.py)
     trainer.run()
     assert trainer.steps_per_epoch >= 4
     assert trainer.step == trainer.steps_per_epoch // 2
     assert trainer.point_sched.last_epoch == trainer.step
+
+
+def test_a_global_batch_that_does_not_split_is_refused(toy_shards, tmp_path):
+    settings = tiny_settings(tmp_path, grad_accum=3, batch_size=4)
+    with pytest.raises(ValueError, match=r"pretrain.batch_size 4 \(the global batch\) does not split into 1 processes x 3"):
+        Pretrainer(settings, toy_shards, tmp_path / "run", init_distributed("cpu"))
 
 
 def _categories(paths: list[Path]) -> dict[str, str]:

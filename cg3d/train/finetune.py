@@ -234,8 +234,7 @@ def train_arm(model: PointClassifier, dataset: TripletDataset, class_of_label: t
         raise ValueError(
             f"finetune.batch_size {settings['batch_size']} exceeds the {len(dataset)} train objects: lower it"
         )
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = point_optimizer(params, settings)
+    optimizer = point_optimizer(model, settings)
     total_steps = settings["epochs"] * steps_per_epoch
     warmup = min(int(settings["warmup_epochs"] * steps_per_epoch), total_steps // 2)
     schedule = warmup_cosine(optimizer, warmup, total_steps)
@@ -257,7 +256,7 @@ def train_arm(model: PointClassifier, dataset: TripletDataset, class_of_label: t
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite fine-tuning loss in epoch {epoch}")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, settings["grad_clip"])
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)

@@ -1,11 +1,13 @@
 """Optimisers and learning-rate schedules of the method: AdamW for the 3D encoder, SGD for the
-visual prompts, each with linear warmup then cosine decay over its own optimiser steps."""
+visual prompts, each with linear warmup then cosine decay over its own optimiser steps, or (the
+prompts, as the official code runs them) at a constant rate."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 
@@ -21,8 +23,24 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
     return LambdaLR(optimizer, factor)
 
 
-def point_optimizer(params, settings: dict) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+def constant(optimizer: torch.optim.Optimizer) -> LambdaLR:
+    """The configured rate throughout (a scheduler still, so checkpoints and logs treat it alike)."""
+    return LambdaLR(optimizer, lambda step: 1.0)
+
+
+def decay_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on weight matrices only, not on biases, norm scales
+    or learned tokens (``*_token``, ``*_pos``), as the official code and Point-BERT do."""
+    decay, plain = [], []
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            (plain if param.ndim <= 1 or name.endswith(("_token", "_pos")) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def point_optimizer(module: nn.Module, settings: dict) -> torch.optim.Optimizer:
+    """AdamW over ``module``'s trainable parameters."""
+    return torch.optim.AdamW(decay_groups(module, settings["weight_decay"]), lr=settings["lr"])
 
 
 def prompt_optimizer(params, settings: dict) -> torch.optim.Optimizer:

@@ -47,8 +47,10 @@ from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
 from cg3d.train import distributed
 from cg3d.train.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
+from cg3d.train.grad_cache import GradCache
 from cg3d.train.holdout import Holdout
-from cg3d.train.optim import point_optimizer, prompt_optimizer, warmup_cosine
+from cg3d.train.optim import point_optimizer, prompt_optimizer
+from cg3d.train.plan import lr_schedules, per_process_chunk, phases
 from cg3d.train.parent_death import die_with_parent
 from cg3d.train.run_lock import run_directory_lock
 
@@ -59,17 +61,6 @@ LOG_EVERY = 10
 
 class NonFiniteLoss(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def phases(settings: dict) -> list[tuple[str, int]]:
-    """(phase, epochs) in order. Phases: 'alternating', 'prompts', 'points' (3D encoder only;
-    its image targets come from the cache under the cached schedule, from CLIP otherwise)."""
-    train = settings["pretrain"]
-    tune_prompts = settings["clip"]["prompt_tokens"] > 0 and train["loss_weights"]["image_text"] > 0
-    if train["schedule"] == "alternating":
-        return [("alternating" if tune_prompts else "points", train["epochs"])]
-    prompt_epochs = train["prompt_epochs"] if tune_prompts else 0
-    return [("prompts", prompt_epochs), ("points", train["epochs"])]
 
 
 def build_model(settings: dict, device: torch.device) -> CG3D:
@@ -118,17 +109,18 @@ class Pretrainer:
             world_size=info.world_size,
             exclude_ids=self.held_out_ids,
         )
-        self.steps_per_epoch = self.dataset.steps_per_epoch(
-            self.train["batch_size"], self.train["workers"], drop_last=True
-        )
-        if self.steps_per_epoch < 1:
+        self.chunk_size = per_process_chunk(self.train, info.world_size)
+        self.steps_per_epoch = self.dataset.steps_per_epoch(self.chunk_size, self.train["workers"], drop_last=True)
+        if self.steps_per_epoch < self.train["grad_accum"]:
             raise ValueError(
-                f"pretrain.batch_size {self.train['batch_size']} is larger than the "
-                f"{len(self.dataset)} training samples per rank: lower it"
+                f"pretrain.batch_size {self.train['batch_size']} is larger than the {len(self.dataset)} "
+                f"training samples per rank times {info.world_size} ranks: lower it"
             )
-        self.point_opt = point_optimizer(self.groups["point_encoder"], self.train)
+        self.point_opt = point_optimizer(self.model.point_encoder, self.train)
         self.prompt_opt = prompt_optimizer(self.groups["prompts"], self.train) if self.groups["prompts"] else None
-        self.point_sched, self.prompt_sched = self._schedules()
+        self.point_sched, self.prompt_sched = lr_schedules(
+            settings, self.point_opt, self.prompt_opt, self.steps_per_epoch // self.train["grad_accum"]
+        )
         self.autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16) if info.device.type == "cuda" else nullcontext()
         )
@@ -136,29 +128,6 @@ class Pretrainer:
         self.run_id: str | None = None
         self.history: dict[str, list[float]] = {}
         self.image_cache: CachedImageEmbeddings | None = None
-
-    def _schedules(self):
-        """Warmup + cosine per optimiser, over the optimiser steps each will actually take."""
-        accum = self.train["grad_accum"]
-        opt_steps_per_epoch = max(1, self.steps_per_epoch // accum)
-        point_steps = prompt_steps = 0
-        for phase, epochs in phases(self.settings):
-            steps = epochs * opt_steps_per_epoch
-            if phase == "alternating":
-                point_steps += (steps + 1) // 2
-                prompt_steps += steps // 2
-            elif phase == "prompts":
-                prompt_steps += steps
-            else:
-                point_steps += steps
-        warmup = int(self.train["warmup_epochs"] * opt_steps_per_epoch)
-        point = warmup_cosine(self.point_opt, min(warmup, point_steps // 2), max(point_steps, 1))
-        prompt = (
-            warmup_cosine(self.prompt_opt, min(warmup, prompt_steps // 2), max(prompt_steps, 1))
-            if self.prompt_opt
-            else None
-        )
-        return point, prompt
 
     @property
     def last_path(self) -> Path:
@@ -201,35 +170,61 @@ class Pretrainer:
         log.info("resumed from %s at phase %d epoch %d", self.last_path, self.phase_index, self.epoch)
         return True
 
-    def _points_step(self, batch: dict, micro: int) -> dict[str, torch.Tensor]:
-        """3D encoder update on 3D-text + 3D-image (image targets live or from the cache)."""
-        device = self.info.device
+    def _embed_points(self, batch: dict) -> torch.Tensor:
         with self.autocast:
-            point_features = F.normalize(self.point_forward(batch["points"].to(device)), dim=-1)
-            if self.image_cache is not None:
-                image_features = self.image_cache.lookup(batch["object_id"], self._view_choice(batch, micro))
-            else:
-                with torch.no_grad():
-                    image_features = self.model.encode_image(batch["image"].to(device))
-            text_features = self.model.encode_text(batch["caption"])
+            return self.point_forward(batch["points"].to(self.info.device))
+
+    def _embed_images(self, batch: dict) -> torch.Tensor:
+        with self.autocast:
+            return self.model.encode_image(batch["image"].to(self.info.device))
+
+    def _point_losses(self, embeddings: torch.Tensor, chunks: list[dict]) -> dict[str, torch.Tensor]:
+        """3D-text + 3D-image over all of a step's chunks (image targets live, or from the cache)."""
+        with self.autocast:
+            points = F.normalize(embeddings, dim=-1)
+            with torch.no_grad():
+                images = torch.cat([
+                    self.image_cache.lookup(batch["object_id"], self._view_choice(batch, index))
+                    if self.image_cache is not None else self._embed_images(batch)
+                    for index, batch in enumerate(chunks)
+                ])  # fmt: skip
+            texts = self.model.encode_text([caption for batch in chunks for caption in batch["caption"]])
             return self.point_loss(
-                self.model.logit_scale,
-                points=point_features,
-                images=image_features.to(point_features.dtype),
-                texts=text_features.to(point_features.dtype),
+                self.model.logit_scale, points=points, images=images.to(points.dtype), texts=texts.to(points.dtype)
             )
 
-    def _prompts_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Visual-prompt update on image-text."""
+    def _prompt_losses(self, embeddings: torch.Tensor, chunks: list[dict]) -> dict[str, torch.Tensor]:
+        """Image-text over all of a step's chunks: the visual prompts' loss."""
         with self.autocast:
-            image_features = self.model.encode_image(batch["image"].to(self.info.device))
-            text_features = self.model.encode_text(batch["caption"])
-            return self.prompt_loss(
-                self.model.logit_scale, images=image_features, texts=text_features.to(image_features.dtype)
-            )
+            texts = self.model.encode_text([caption for batch in chunks for caption in batch["caption"]])
+            return self.prompt_loss(self.model.logit_scale, images=embeddings, texts=texts.to(embeddings.dtype))
 
-    def _view_choice(self, batch: dict, micro: int) -> np.ndarray:
-        rng = np.random.default_rng([self.train["seed"], self.info.rank, self.step, micro])
+    def _step(self, kind: str, chunks: list[dict]) -> dict[str, torch.Tensor]:
+        """One optimiser step whose loss sees every sample of the global batch: the step's chunks
+        (through gradient caching when there are several) and, through the gather, every rank's."""
+        if kind == "points":
+            embed, losses_of, no_sync = self._embed_points, self._point_losses, self._point_no_sync
+        else:
+            embed, losses_of, no_sync = self._embed_images, self._prompt_losses, nullcontext
+        cache = GradCache(embed, chunks, self.info.device) if len(chunks) > 1 else None
+        losses = losses_of(cache.embeddings if cache else embed(chunks[0]), chunks)
+        if not distributed.all_ranks_agree(torch.isfinite(losses["total"].detach())):
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            raise NonFiniteLoss(f"non-finite loss {values} in {kind} epoch {self.epoch} step {self.step}; "
+                                f"the last good checkpoint is kept at {self.last_path}")  # fmt: skip
+        if cache is None:
+            losses["total"].backward()
+        else:
+            cache.backward(losses["total"], no_sync)
+        self._optimizer_step(kind)
+        return losses
+
+    def _point_no_sync(self):
+        """DDP's gradient synchronisation held back (for all but a step's last chunk)."""
+        return self.point_forward.no_sync() if isinstance(self.point_forward, DistributedDataParallel) else nullcontext()
+
+    def _view_choice(self, batch: dict, chunk: int) -> np.ndarray:
+        rng = np.random.default_rng([self.train["seed"], self.info.rank, self.step, chunk])
         return rng.integers(0, self.image_cache.views, size=len(batch["object_id"]))
 
     def _optimizer_step(self, kind: str) -> None:
@@ -247,41 +242,36 @@ class Pretrainer:
         self.dataset.with_images = with_images
         return DataLoader(
             self.dataset,
-            batch_size=self.train["batch_size"],
+            batch_size=self.chunk_size,
             num_workers=self.train["workers"],
             drop_last=True,
             persistent_workers=False,
         )
 
     def _run_epoch(self, phase: str, tracker) -> dict[str, float]:
+        """One epoch. A step takes ``grad_accum`` chunks; chunks left at the end of the epoch that
+        do not fill a step are dropped, the same way on every rank and on resume."""
         accum = self.train["grad_accum"]
         self.dataset.set_epoch(self.phase_index * 100_000 + self.epoch)  # a fresh shuffle per phase and epoch
         loader = self._loader(with_images=phase != "points")
         sums: dict[str, float] = {}
-        started, samples = time.perf_counter(), 0
+        started, samples, chunks, steps = time.perf_counter(), 0, [], 0
         bar = tqdm(loader, total=self.steps_per_epoch, desc=f"{phase} epoch {self.epoch}",
-                   disable=not self.info.is_main, unit="batch")
-        for micro, batch in enumerate(bar):
-            opt_step = micro // accum
-            kind = phase if phase != "alternating" else ("points" if opt_step % 2 == 0 else "prompts")
-            losses = self._points_step(batch, micro) if kind == "points" else self._prompts_step(batch)
-            total = losses["total"]
-            if not distributed.all_ranks_agree(torch.isfinite(total.detach())):
-                values = {k: float(v.detach()) for k, v in losses.items()}
-                raise NonFiniteLoss(
-                    f"non-finite loss {values} in {phase} epoch {self.epoch} step {self.step}; "
-                    f"the last good checkpoint is kept at {self.last_path}"
-                )
-            (total / accum).backward()
-            if (micro + 1) % accum == 0:
-                self._optimizer_step(kind)
-                self.step += 1
-            samples += len(batch["caption"]) * self.info.world_size
+                   disable=not self.info.is_main, unit="chunk")
+        for batch in bar:
+            chunks.append(batch)
+            if len(chunks) < accum:
+                continue
+            kind = phase if phase != "alternating" else ("points" if steps % 2 == 0 else "prompts")
+            losses = self._step(kind, chunks)
+            self.step, steps = self.step + 1, steps + 1
+            samples += sum(len(batch["caption"]) for batch in chunks) * self.info.world_size
+            chunks = []
             for name, value in losses.items():
                 key = f"loss_{name}"
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
                 sums[f"n_{key}"] = sums.get(f"n_{key}", 0) + 1
-            if self.step % LOG_EVERY == 0 and (micro + 1) % accum == 0:
+            if self.step % LOG_EVERY == 0:
                 tracker.log_metrics(self._step_metrics(losses, samples, started), step=self.step)
         elapsed = time.perf_counter() - started
         means = {k: sums[k] / sums[f"n_{k}"] for k in sums if not k.startswith("n_")}
@@ -304,7 +294,7 @@ class Pretrainer:
         cache_dir = self.out_dir / "image_cache"
         started = time.perf_counter()
         build_image_cache(
-            self.model, self.shard_paths, cache_dir, self.info, self.train["batch_size"], self.held_out_ids
+            self.model, self.shard_paths, cache_dir, self.info, self.chunk_size, self.held_out_ids
         )
         self.image_cache = CachedImageEmbeddings(cache_dir, self.info.device)
         self.history["image_cache/seconds"] = [time.perf_counter() - started]
