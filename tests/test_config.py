@@ -9,7 +9,7 @@ import yaml
 
 from cg3d.config import ConfigError, load_config, settings_hash, validate_config
 from cg3d.data.augment import PRESETS, STEPS
-from cg3d.data.dataset import SUBSAMPLE_METHODS
+from cg3d.data.dataset import SUBSAMPLE_METHODS, VIEW_CHOICES
 from workflow_config import REPO
 
 
@@ -86,3 +86,4 @@ def test_schema_enums_are_the_registries():
     assert presets["enum"] == list(PRESETS)
     assert steps["items"]["properties"]["step"]["enum"] == list(STEPS)
     assert pretrain["fps"]["enum"] == list(SUBSAMPLE_METHODS)
+    assert pretrain["view"]["enum"] == list(VIEW_CHOICES)

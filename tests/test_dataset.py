@@ -32,7 +32,7 @@ from cg3d.data.augment import (
     euler_rotation,
     point_dropout,
 )
-from cg3d.data.dataset import PREFIX_POOL, TripletDataset, load_split
+from cg3d.data.dataset import PREFIX_POOL, TripletDataset, fixed_view, load_split
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError
 
@@ -331,6 +331,21 @@ def test_prefix_subset_draws_fresh_points_from_the_fps_prefix_each_epoch(tmp_pat
     plain = TripletDataset(paths, num_points=16, fps="prefix_subset", augment=False, with_images=False)
     for sample in plain:
         np.testing.assert_array_equal(sample["points"].numpy(), fps_order(stored_cloud(sample["object_id"]))[:16])
+
+
+def test_fixed_view_pairs_each_object_with_one_view_for_the_whole_run(triplets):
+    _, paths = triplets
+    dataset = TripletDataset(paths, num_points=16, fps="random", view="fixed", seed=3)
+    chosen: dict[str, set[int]] = {}
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        for sample in dataset:
+            chosen.setdefault(sample["object_id"], set()).add(sample["view_index"])
+    assert all(len(views) == 1 for views in chosen.values())
+    assert len({next(iter(views)) for views in chosen.values()}) > 1  # not the same view for everyone
+    assert {i: fixed_view(i, 3, VIEWS) for i in chosen} == {i: next(iter(v)) for i, v in chosen.items()}
+    with pytest.raises(ValueError, match="unknown view choice 'first'"):
+        TripletDataset(paths, view="first")
 
 
 def test_prefix_refuses_clouds_not_in_fps_order(triplets):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Iterator, NamedTuple, Sequence
@@ -43,6 +44,9 @@ from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError, column_to_points, count_rows, read_meta, read_table
 
 SUBSAMPLE_METHODS = ("prefix", "prefix_subset", "bucket", "exact", "random")
+VIEW_CHOICES = ("random", "fixed")
+"""Which rendered view a sample pairs with: a random one each time, or one per object for the
+whole run (the official code's habit)."""
 PREFIX_POOL = 2
 """``prefix_subset`` draws its points from the first ``PREFIX_POOL * count`` of the FPS order."""
 
@@ -84,6 +88,11 @@ def subsample(
         start = int(rng.integers(len(cloud))) if random_start else 0
         picked = farthest_point_sample(cloud, count, method=method, start=start)
     return np.take(cloud, picked, axis=0)  # several times faster than cloud[picked] here
+
+
+def fixed_view(object_id: str, seed: int, views: int) -> int:
+    """The one view of ``object_id`` a ``fixed`` run uses: stable across epochs, ranks and machines."""
+    return zlib.crc32(f"{seed}/{object_id}".encode()) % views
 
 
 class _Piece(NamedTuple):
@@ -135,7 +144,10 @@ class TripletDataset(IterableDataset):
         with_images: bool = True,
         buffer_shards: int = 2,
         exclude_ids: Collection[str] = (),
+        view: str = "random",
     ):
+        if view not in VIEW_CHOICES:
+            raise ValueError(f"unknown view choice {view!r}; choose one of {VIEW_CHOICES}")
         if fps not in SUBSAMPLE_METHODS:
             raise ValueError(f"unknown fps method {fps!r}; choose one of {SUBSAMPLE_METHODS}")
         if buffer_shards < 1:
@@ -145,6 +157,7 @@ class TripletDataset(IterableDataset):
             raise ValueError("TripletDataset needs at least one shard path")
         self.num_points = num_points
         self.fps = fps
+        self.view = view
         self.augment = PRESETS["cg3d"] if augment is True else (augment or None)
         self.image_transform = image_transform
         self.split = split
@@ -270,8 +283,9 @@ class TripletDataset(IterableDataset):
         }
         if shard.views is not None:
             views = shard.views[row].values
-            view_index = int(rng.integers(len(views)))
-            what = f"view {view_index} of {shard.object_ids[row]!r}"
+            object_id = shard.object_ids[row]
+            view_index = fixed_view(object_id, self.seed, len(views)) if self.view == "fixed" else int(rng.integers(len(views)))
+            what = f"view {view_index} of {object_id!r}"
             image = _decode_png(views[view_index].as_py(), shard.path, what)
             sample["image"] = (self.image_transform or _to_chw)(image)
             sample["view_index"] = view_index

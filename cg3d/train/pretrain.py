@@ -39,7 +39,7 @@ from tqdm import tqdm
 from cg3d.config import settings_hash
 from cg3d.data.atomic import atomic_path
 from cg3d.data.augment import build_augmentation
-from cg3d.data.dataset import TripletDataset
+from cg3d.data.dataset import TripletDataset, fixed_view
 from cg3d.losses import CG3DLoss
 from cg3d.models.cg3d import CG3D
 from cg3d.tracking import tracked_run, tracking_uri_from
@@ -108,6 +108,7 @@ class Pretrainer:
             rank=info.rank,
             world_size=info.world_size,
             exclude_ids=self.held_out_ids,
+            view=self.train["view"],
         )
         self.chunk_size = per_process_chunk(self.train, info.world_size)
         self.steps_per_epoch = self.dataset.steps_per_epoch(self.chunk_size, self.train["workers"], drop_last=True)
@@ -224,8 +225,11 @@ class Pretrainer:
         return self.point_forward.no_sync() if isinstance(self.point_forward, DistributedDataParallel) else nullcontext()
 
     def _view_choice(self, batch: dict, chunk: int) -> np.ndarray:
-        rng = np.random.default_rng([self.train["seed"], self.info.rank, self.step, chunk])
-        return rng.integers(0, self.image_cache.views, size=len(batch["object_id"]))
+        views, seed = self.image_cache.views, self.train["seed"]
+        if self.train["view"] == "fixed":
+            return np.array([fixed_view(object_id, seed, views) for object_id in batch["object_id"]])
+        rng = np.random.default_rng([seed, self.info.rank, self.step, chunk])
+        return rng.integers(0, views, size=len(batch["object_id"]))
 
     def _optimizer_step(self, kind: str) -> None:
         if kind == "points":
