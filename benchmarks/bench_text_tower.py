@@ -17,32 +17,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import yaml
+from holdout_runs import default_config, pretrain_and_score
 
-from cg3d.evaluate.pretrained import load_pretrained
-from cg3d.evaluate.zeroshot import held_out_class_scores
-from cg3d.train.holdout import Holdout
-from cg3d.train.pretrain import pretrain
-
-REPO = Path(__file__).resolve().parent.parent
 TOWERS = {"random": "cg3d-tiny-vit", "MiniLM": "cg3d-tiny-vit-minilm"}
-
-
-def pretrain_and_score(config: dict, clip_model: str, epochs: int, seed: int, workdir: Path) -> dict:
-    data = REPO / config["paths"]["data"] / config["pretrain"]["dataset"]
-    out_dir = workdir / f"{clip_model}-seed{seed}"
-    settings = {
-        "name": "bench-text-tower",
-        "clip": dict(config["clip"], model=clip_model, pretrained=None),
-        "pretrain": dict(config["pretrain"], epochs=epochs, seed=seed),
-        "tracking": {"uri": f"sqlite:///{workdir / 'mlflow.db'}"},
-    }
-    summary = pretrain(settings, sorted((data / "triplets").glob("*.parquet")), out_dir)
-    model = load_pretrained(out_dir / "checkpoint.pt", out_dir / "run.json", "cpu")
-    return held_out_class_scores(
-        model, Holdout.from_record(summary["holdout"]), config["evaluate"]["zeroshot"]["sh3d"]["split"],
-        config["evaluate"]["num_points"], sorted((data / "points").glob("*.parquet")), data / "manifest.parquet",
-    )  # fmt: skip
 
 
 def main() -> None:
@@ -50,14 +27,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=1, help="pretraining seeds per tower (0, 1, ...)")
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    if not config["pretrain"]["holdout"]["classes"]:
-        parser.error("config.yaml holds no class out of pretraining (pretrain.holdout.classes is empty)")
+    config = default_config()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-text-tower-") as tmp:
         for seed in range(args.seeds):
             for tower, clip_model in TOWERS.items():
-                rows.append((tower, seed, pretrain_and_score(config, clip_model, args.epochs, seed, Path(tmp))))
+                out_dir = Path(tmp) / f"{clip_model}-seed{seed}"
+                clip = {"model": clip_model, "pretrained": None}
+                scored = pretrain_and_score(config, out_dir, seed, clip, epochs=args.epochs)["ensemble"]
+                rows.append((tower, seed, scored))
     first = rows[0][2]
     print(f"\nheld out of pretraining: {', '.join(first['classes'])} ({first['unseen']['objects']} objects); "
           f"seen: {first['seen']['classes']} classes, {first['seen']['objects']} test-split objects; "

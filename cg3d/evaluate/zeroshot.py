@@ -157,16 +157,19 @@ def held_out_class_scores(
     num_points: int,
     points: Sequence[str | os.PathLike],
     manifest: str | os.PathLike,
+    templates: Sequence[str] = TEMPLATES,
 ) -> dict:
     """Unseen/seen/harmonic-mean scores (:mod:`cg3d.evaluate.unseen_classes`) for a model
     pretrained without ``holdout``'s classes: every object of those classes, plus the other
-    classes' objects of ``split``, under the holdout's label map."""
+    classes' objects of ``split``, under the holdout's label map, with class prompts from
+    ``templates``."""
     clouds = clouds_from_points_shards(
         points, manifest, None, num_points,
         keep=lambda r: _split_filter(split) in (None, r.split) or holdout.holds_out(r.category),
     )  # fmt: skip
     data = assign_labels(clouds, holdout.label_map)
-    scores = (pretrained.encode_points(data.points) @ class_embeddings(pretrained, data.class_names).T).numpy()
+    text = class_embeddings(pretrained, data.class_names, templates)
+    scores = (pretrained.encode_points(data.points) @ text.T).numpy()
     scored = unseen_and_seen_scores(scores, data.labels, data.class_names, holdout.classes)
     return {"label_map": holdout.label_map, "classes": list(holdout.classes), **scored}
 
