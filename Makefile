@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 all: setup
+	$(BIN)/python scripts/unlock_after_crash.py $(BIN)/snakemake
 	$(BIN)/snakemake --cores $(CORES) all
 
 test: setup

@@ -107,12 +107,27 @@ def tracked_run(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     tags = {"stage": stage, "config_hash": config_hash, "git_commit": git_commit()}
+    if resume_run_id and not _resumable(resume_run_id):
+        log.warning("MLflow run %s is gone or deleted from %s: logging to a new run that records it",
+                    resume_run_id, tracking_uri)  # fmt: skip
+        tags["resumed_from_run_id"], resume_run_id = resume_run_id, None
     if parent_run_id:
         tags["parent_run_id"] = parent_run_id
         tags["mlflow.parentRunId"] = parent_run_id  # MLflow's own nesting tag: the UI nests the run
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name, tags=tags) as run:
         log.info("MLflow run %s (%s) at %s", run.info.run_id, stage, tracking_uri)
         yield Tracker(run)
+
+
+def _resumable(run_id: str) -> bool:
+    """Whether ``run_id`` is an active run of the current store (a deleted one cannot restart)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient().get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
 
 
 def stage_run(settings: dict, stage: str, run_name: str, parent_run_id: str | None):

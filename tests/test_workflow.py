@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,16 +19,17 @@ from layouts import class_mesh, write_obj
 from workflow_config import REPO, small_config, write_config
 
 
-def snakemake(workdir: Path, *targets: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [
+def snakemake_command(workdir: Path) -> list[str]:
+    return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2",
-        *targets,
-        *extra,
-    ]
+    ]  # fmt: skip
+
+
+def snakemake(workdir: Path, *targets: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    command = [*snakemake_command(workdir), "--cores", "2", *targets, *extra]
     return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
 
 
@@ -110,3 +115,32 @@ def test_paths_with_spaces_quotes_and_semicolons_are_quoted(tmp_path):
     assert json.loads((data / "toy/summary.json").read_text())["objects"] == 4
     assert json.loads((data / "mine/summary.json").read_text())["objects"] == 2
     assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_the_lock_of_a_killed_run_is_removed_only_when_no_snakemake_runs_there(tmp_path):
+    write_config(tmp_path, small_config())
+    run = subprocess.Popen([*snakemake_command(tmp_path), "--cores", "2", "data/toy/summary.json"], cwd=tmp_path,
+                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (locks.is_dir() and any(locks.iterdir())):
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # kill -9 of the whole run, as the OOM killer would
+    run.wait()
+    assert "cannot be locked" in snakemake(tmp_path, "data/toy/summary.json").stderr
+
+    unlock = [sys.executable, str(REPO / "scripts/unlock_after_crash.py"), *snakemake_command(tmp_path)]
+    impostor = tmp_path / "bin" / "snakemake"  # a live process that looks like a Snakemake working here
+    impostor.parent.mkdir()
+    impostor.symlink_to(shutil.which("sleep"))
+    live = subprocess.Popen([str(impostor), "60"], cwd=tmp_path)
+    try:
+        kept = subprocess.run(unlock, cwd=tmp_path, capture_output=True, text=True, check=True)
+        assert f"Snakemake (PID {live.pid}) is running" in kept.stdout and any(locks.iterdir())
+    finally:
+        live.kill()
+        live.wait()
+    removed = subprocess.run(unlock, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "removing the lock" in removed.stdout and not (locks.is_dir() and any(locks.iterdir()))
+    result = snakemake(tmp_path, "data/toy/manifest.parquet")  # runs again
+    assert result.returncode == 0, result.stderr[-3000:]

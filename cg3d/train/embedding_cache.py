@@ -3,9 +3,9 @@
 Once the visual prompts are frozen, a view's CLIP image embedding never changes, so the 3D
 encoder can train against stored embeddings instead of running CLIP's image tower every step.
 One Parquet file per triplet shard (the training rows pretraining reads) holds each object's
-[views, dim] float32 embeddings. Files are tagged with a hash of the prompt weights and of the
-excluded objects, and reused only when it matches, so a resumed run never trains against
-embeddings of other prompts.
+[views, dim] float32 embeddings. Files are tagged with a hash of the prompt weights, the excluded
+objects and the shard's content, reused only when it matches, and only the current shards'
+files are read, so a resumed run never trains against embeddings of other prompts or other data.
 """
 
 from __future__ import annotations
@@ -66,20 +66,24 @@ def _embed_views(model: CG3D, views: list[bytes], batch_size: int, device: torch
 
 def build_image_cache(
     model: CG3D,
+    digests: dict[str, str],
     shard_paths: list[Path],
     cache_dir: Path,
     info: DistInfo,
     batch_size: int,
     exclude_ids: Collection[str] = (),
-) -> None:
+) -> dict[str, str]:
     """Embed every training view of every shard but those of ``exclude_ids`` (shards split over
-    ranks), skipping valid files."""
-    tag = cache_tag(model, exclude_ids)
+    ranks), skipping files whose tag matches. Returns each shard's cache file name -> tag.
+
+    ``digests`` are the shards' content hashes (:func:`cg3d.train.run_key.shard_digests`)."""
+    base = cache_tag(model, exclude_ids)
+    tags = {name: hashlib.sha256(f"{base}/{digest}".encode()).hexdigest()[:16] for name, digest in digests.items()}
     model.eval()
     mine = sorted(shard_paths)[info.rank :: info.world_size]
     for shard in tqdm(mine, desc="caching image embeddings", disable=not info.is_main, unit="shard"):
         target = cache_dir / Path(shard).name
-        if _cached_hash(target) == tag:
+        if _cached_hash(target) == tags[target.name]:
             continue
         table = select_rows(read_table(shard, ["object_id", "split", "views"]), "train", exclude_ids)
         rows = []
@@ -88,21 +92,27 @@ def build_image_cache(
             rows.append({"object_id": object_id, "views": len(views), "embeddings": embedding.astype("<f4").tobytes()})
         out = pa.Table.from_pylist(
             rows, schema=pa.schema([("object_id", pa.string()), ("views", pa.int32()), ("embeddings", pa.binary())])
-        ).replace_schema_metadata({META_KEY: tag})
+        ).replace_schema_metadata({META_KEY: tags[target.name]})
         with atomic_path(target) as tmp:
             pq.write_table(out, tmp)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
+    return tags
 
 
 class CachedImageEmbeddings:
     """All cached image embeddings in memory, looked up by (object id, view index)."""
 
-    def __init__(self, cache_dir: Path, device: torch.device):
+    def __init__(self, cache_dir: Path, tags: dict[str, str], device: torch.device):
+        """Reads exactly the files named in ``tags`` (file name -> expected tag); a file with
+        another tag is refused, whatever else lies in ``cache_dir``."""
         self.device = device
         self._by_id: dict[str, torch.Tensor] = {}
         views = set()
-        for path in sorted(cache_dir.glob("*.parquet")):
+        for name, tag in sorted(tags.items()):
+            path = cache_dir / name
+            if _cached_hash(path) != tag:
+                raise ValueError(f"image cache file {path} does not hold the embeddings of this run (tag {tag})")
             table = pq.read_table(path)
             for object_id, count, data in zip(*(table.column(c).to_pylist() for c in ("object_id", "views", "embeddings"))):
                 array = np.frombuffer(data, dtype="<f4").reshape(count, -1)

@@ -51,6 +51,7 @@ from cg3d.train.grad_cache import GradCache
 from cg3d.train.holdout import Holdout
 from cg3d.train.optim import point_optimizer, prompt_optimizer
 from cg3d.train.plan import lr_schedules, per_process_chunk, phases
+from cg3d.train.run_key import run_key, set_aside, shard_digests
 from cg3d.train.parent_death import die_with_parent
 from cg3d.train.run_lock import run_directory_lock
 
@@ -85,6 +86,8 @@ class Pretrainer:
         self.out_dir = out_dir
         self.info = info
         self.hash = settings_hash(settings)
+        self.shard_digests = shard_digests(shard_paths)
+        self.key = run_key(self.hash, self.shard_digests)
         torch.manual_seed(self.train["seed"])
         self.model = build_model(settings, info.device)
         self.groups = self.model.parameter_groups()
@@ -136,7 +139,7 @@ class Pretrainer:
 
     def _state(self) -> dict:
         return {
-            "settings_hash": self.hash,
+            "run_key": self.key,
             "phase_index": self.phase_index,
             "epoch": self.epoch,
             "step": self.step,
@@ -155,8 +158,11 @@ class Pretrainer:
         state = load_checkpoint(self.last_path)
         if state is None:
             return False
-        if state["settings_hash"] != self.hash:
-            log.warning("%s was written with other settings: starting afresh", self.last_path)
+        if state.get("run_key") != self.key:
+            if self.info.is_main:
+                aside = set_aside(self.last_path, state.get("run_key") or "older")
+                log.warning("%s belongs to other settings or shards: kept as %s, starting afresh",
+                            self.last_path, aside)  # fmt: skip
             return False
         self.model.load_trainable_state_dict(state["model"])
         self.point_opt.load_state_dict(state["point_opt"])
@@ -297,10 +303,10 @@ class Pretrainer:
             p.requires_grad_(False)
         cache_dir = self.out_dir / "image_cache"
         started = time.perf_counter()
-        build_image_cache(
-            self.model, self.shard_paths, cache_dir, self.info, self.chunk_size, self.held_out_ids
+        tags = build_image_cache(
+            self.model, self.shard_digests, self.shard_paths, cache_dir, self.info, self.chunk_size, self.held_out_ids
         )
-        self.image_cache = CachedImageEmbeddings(cache_dir, self.info.device)
+        self.image_cache = CachedImageEmbeddings(cache_dir, tags, self.info.device)
         self.history["image_cache/seconds"] = [time.perf_counter() - started]
 
     def run(self) -> dict:
