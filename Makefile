@@ -7,7 +7,7 @@ CORES ?= 2
 export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup all test test-slow test-cluster test-envs bench clean
+.PHONY: setup all test test-slow test-cluster test-faults test-envs bench clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test-slow: setup
 test-cluster: setup
 	bash scripts/slurm_up.sh
 	$(BIN)/pytest -q -m cluster
+
+# kill -9 of the synthetic pipeline at FAULT_TRIALS (default 20) random moments, each rerun to the
+# end and compared byte for byte with an uninterrupted run.
+test-faults: setup
+	$(BIN)/pytest -q -m faults
 
 # Each conda env's pip packages, alone in a fresh venv, import what its rules run (~5 min).
 test-envs: setup
