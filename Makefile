@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 all: setup
 	$(BIN)/python scripts/unlock_after_crash.py $(BIN)/snakemake
-	$(BIN)/snakemake --cores $(CORES) all
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete all
 
 test: setup
 	$(BIN)/pytest -q

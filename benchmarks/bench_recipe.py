@@ -32,6 +32,9 @@ def main() -> None:
                 out_dir = Path(tmp) / f"{recipe}-seed{seed}"
                 scored = pretrain_and_score(config, out_dir, seed, epochs=args.epochs, **overrides)
                 rows.extend((recipe, protocol, seed, scored[protocol]) for protocol in PROTOCOLS)
+                print(f"done: {recipe} seed {seed}: " + ", ".join(
+                    f"{p} unseen {scored[p]['unseen']['top1']:.3f} seen {scored[p]['seen']['top1']:.3f}"
+                    for p in PROTOCOLS), flush=True)  # fmt: skip
     print(f"\n{args.epochs} epochs of {config['pretrain']['schedule']} pretraining, "
           f"held out: {', '.join(rows[0][3]['classes'])}\n")
     print("| recipe | protocol | seed | unseen top-1 | unseen class-mean | seen top-1 | harmonic mean |")

@@ -39,14 +39,15 @@ def fault_config() -> dict:
     config["datasets"]["toy"]["count"] = 8
     config["data"]["objects_per_shard"] = 4
     config["render"].update(views=2, image_size=32)
+    config["evaluate"]["retrieval"]["toy"]["views"] = [0, 1]
     config["pretrain"].update(epochs=2, prompt_epochs=1, batch_size=4, num_points=256, workers=0, warmup_epochs=0,
                               device="cpu")  # fmt: skip
     return config
 
 
 def start(workdir: Path, log: str) -> subprocess.Popen:
-    """The run in its own process group, its output in ``workdir/log``."""
-    command = [*snakemake_command(workdir), "--cores", "2", TARGET]
+    """The run as ``make all`` starts it, in its own process group, its output in ``workdir/log``."""
+    command = [*snakemake_command(workdir), "--cores", "2", "--rerun-incomplete", TARGET]
     with (workdir / log).open("w") as output:
         return subprocess.Popen(command, cwd=workdir, start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
 
