@@ -67,8 +67,48 @@ def _problem(error: jsonschema.ValidationError) -> str:
     return f"config key '{_key(error)}': {error.message}" + (f"; expected {expected}" if expected else "")
 
 
+def _numbers_from_strings(config: dict) -> None:
+    """Turn strings where the schema wants a number into that number, when they read as one.
+
+    Snakemake hands over the values inside a nested ``--config`` (``datasets={"big": {"count":
+    200000}}``) as strings. "200000" for an integer, or "5e-5" for a number, can mean nothing
+    else; anything else is left for the schema to refuse.
+    """
+    for _ in range(100):  # each pass fixes what the last one uncovered (oneOf alternatives, ...)
+        fixed = False
+        for error in _validator().iter_errors(config):
+            for inner in [error, *error.context]:
+                wanted = inner.validator_value if inner.validator == "type" else None
+                if not isinstance(inner.instance, str) or wanted not in ("integer", "number", ["integer"], ["number"]):
+                    continue
+                number = _as_number(inner.instance, "integer" in str(wanted))
+                if number is not None and _set(config, list(inner.absolute_path), number):
+                    fixed = True
+        if not fixed:
+            return
+
+
+def _as_number(text: str, integer: bool) -> int | float | None:
+    try:
+        return int(text.strip()) if integer else float(text.strip())
+    except ValueError:
+        return None
+
+
+def _set(config: dict, path: list, value) -> bool:
+    parent = config
+    for part in path[:-1]:
+        parent = parent[part]
+    if not path or parent[path[-1]] == value:
+        return False
+    parent[path[-1]] = value
+    return True
+
+
 def validate_config(config: dict) -> dict:
-    """Raise ConfigError naming every offending key; return the config unchanged when valid."""
+    """Raise ConfigError naming every offending key; return the config when valid (numbers given
+    as strings by a nested ``--config`` are turned into numbers in place)."""
+    _numbers_from_strings(config)
     errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
     problems = [_problem(e) for e in errors]
     datasets = config.get("datasets", {})

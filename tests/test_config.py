@@ -87,3 +87,17 @@ def test_schema_enums_are_the_registries():
     assert steps["items"]["properties"]["step"]["enum"] == list(STEPS)
     assert pretrain["fps"]["enum"] == list(SUBSAMPLE_METHODS)
     assert pretrain["view"]["enum"] == list(VIEW_CHOICES)
+
+
+def test_numbers_given_as_strings_are_taken_when_unambiguous():
+    config = copy.deepcopy(default())
+    config["datasets"]["big"] = {"source": "synthetic", "count": "200000", "seed": "4"}
+    config["pretrain"].update(lr="5e-5", epochs="20")
+    validate_config(config)
+    assert config["datasets"]["big"] == {"source": "synthetic", "count": 200000, "seed": 4}
+    assert config["pretrain"]["lr"] == 5e-5 and config["pretrain"]["epochs"] == 20
+    config["pretrain"].update(epochs="twenty", batch_size="3.5")
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert "'pretrain.epochs': 'twenty' is not of type 'integer'" in str(error.value)
+    assert "'pretrain.batch_size': '3.5' is not of type 'integer'" in str(error.value)

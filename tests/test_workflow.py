@@ -144,3 +144,10 @@ def test_the_lock_of_a_killed_run_is_removed_only_when_no_snakemake_runs_there(t
     assert "removing the lock" in removed.stdout and not (locks.is_dir() and any(locks.iterdir()))
     result = snakemake(tmp_path, "data/toy/manifest.parquet")  # runs again
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_numbers_inside_a_nested_command_line_config_arrive_as_numbers(tmp_path):
+    write_config(tmp_path, small_config())
+    nested = 'datasets={"toy": {"source": "synthetic", "count": 200000, "seed": 3}}'
+    result = snakemake(tmp_path, "data/toy/manifest.parquet", extra=("--config", nested, "--dry-run"))
+    assert result.returncode == 0, result.stderr[-3000:]
