@@ -63,6 +63,9 @@ def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationEr
 
 def _problem(error: jsonschema.ValidationError) -> str:
     error = _most_specific(error)
+    if "propertyNames" in error.schema_path:  # an option the entry's kind does not take
+        key = ".".join([*map(str, error.absolute_path), str(error.instance)])
+        return f"config key '{key}': not an option here; the options are {error.validator_value}"
     expected = error.schema.get("description") if error.validator in ("oneOf", "anyOf") else None
     return f"config key '{_key(error)}': {error.message}" + (f"; expected {expected}" if expected else "")
 
