@@ -6,6 +6,7 @@ the same way everywhere: naming the key and the reason, before any work starts.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from functools import cache
@@ -70,7 +71,7 @@ def _problem(error: jsonschema.ValidationError) -> str:
     return f"config key '{_key(error)}': {error.message}" + (f"; expected {expected}" if expected else "")
 
 
-def _numbers_from_strings(config: dict) -> None:
+def _numbers_from_strings(config: dict, validator: jsonschema.Validator | None = None) -> None:
     """Turn strings where the schema wants a number into that number, when they read as one.
 
     Snakemake hands over the values inside a nested ``--config`` (``datasets={"big": {"count":
@@ -79,7 +80,7 @@ def _numbers_from_strings(config: dict) -> None:
     """
     for _ in range(100):  # each pass fixes what the last one uncovered (oneOf alternatives, ...)
         fixed = False
-        for error in _validator().iter_errors(config):
+        for error in (validator or _validator()).iter_errors(config):
             for inner in [error, *error.context]:
                 wanted = inner.validator_value if inner.validator == "type" else None
                 if not isinstance(inner.instance, str) or wanted not in ("integer", "number", ["integer"], ["number"]):
@@ -208,14 +209,20 @@ def _caption_problems(config: dict) -> list[str]:
     return []
 
 
-def with_defaults(defaults: dict, section: dict | None, key: str) -> dict:
-    """``defaults`` overridden by ``section`` (the config's free-form ``key.settings``); an
-    unknown key is refused, naming it and the known ones."""
-    section = dict(section or {})
-    unknown = sorted(set(section) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {key} setting(s) {unknown}; known: {sorted(defaults)}")
-    return {**defaults, **section}
+def settings_of(section: str, given: dict | None) -> dict:
+    """``<section>.settings`` checked against the schema (errors name the key) with every key it
+    leaves out set to the schema's default: the schema is the one place the defaults live."""
+    schema = _validator().schema["properties"][section]["properties"]["settings"]
+    settings = copy.deepcopy(given or {})
+    validator = jsonschema.Draft202012Validator(schema)
+    _numbers_from_strings(settings, validator)
+    errors = validator.iter_errors(settings)
+    problems = [f"config key '{section}.settings.{_key(e)}': {e.message}" for e in errors]
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    for key, option in schema["properties"].items():
+        settings.setdefault(key, copy.deepcopy(option["default"]))
+    return settings
 
 
 def load_config(path: str | Path) -> dict:

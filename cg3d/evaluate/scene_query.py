@@ -34,7 +34,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy.spatial import cKDTree
 
-from cg3d.config import with_defaults
+from cg3d.config import settings_of
 from cg3d.data.atomic import atomic_path
 from cg3d.data.captions import class_prompts
 from cg3d.data.dataset import subsample
@@ -49,42 +49,14 @@ from cg3d.train.distributed import resolve_device
 
 log = logging.getLogger(__name__)
 
-SCENE_QUERY_DEFAULTS: dict = {
-    "source": "composed",           # composed | s3dis
-    # composed scenes, from the test split of the triplet shards
-    "scenes": 2,
-    "objects_per_scene": 4,
-    "categories": None,             # pin the categories every composed scene shows
-    "points_per_object": 2048,
-    "floor_points": 4096,
-    "object_size": [0.6, 1.5],      # metres, longest side, drawn uniformly per object
-    "gap": 0.5,                     # metres between neighbouring objects
-    "split": "test",
-    # S3DIS rooms
-    "s3dis_root": "resources/Stanford3dDataset_v1.2_Aligned_Version",
-    "s3dis_rooms": ["Area_5/office_1"],
-    "max_scene_points": 40960,      # larger rooms are randomly subsampled
-    # regions and scoring
-    "region_sizes": [1024, 2048],   # points per kNN region, one scale each
-    "regions_per_scale": 32,        # FPS centres
-    "num_points": 1024,             # points per region fed to the encoder
-    "fps": "bucket",
-    "heat": "max",                  # max | mean over the regions holding a point
-    "batch_size": 32,
-    "device": "auto",
-    "seed": 0,
-}
 HEAT_REDUCTIONS = ("max", "mean")
 _COLOURMAP = "inferno"
 
 
 def resolve_settings(section: dict | None) -> dict:
-    """``SCENE_QUERY_DEFAULTS`` overridden by ``section``; unknown keys are refused."""
-    resolved = with_defaults(SCENE_QUERY_DEFAULTS, section, "scene_query")
-    if resolved["source"] not in ("composed", "s3dis"):
-        raise ValueError(f"scene_query.source must be 'composed' or 's3dis', got {resolved['source']!r}")
-    if resolved["heat"] not in HEAT_REDUCTIONS:
-        raise ValueError(f"scene_query.heat must be one of {HEAT_REDUCTIONS}, got {resolved['heat']!r}")
+    """``scene_query.settings`` with the schema's defaults for every key it leaves out; a wrong
+    key or type is refused, naming it (the schema holds the defaults and what each means)."""
+    resolved = settings_of("scene_query", section)
     if not resolved["region_sizes"] or min(resolved["region_sizes"]) < resolved["num_points"]:
         raise ValueError(
             f"scene_query.region_sizes {resolved['region_sizes']} must each hold at least num_points="
@@ -274,13 +246,8 @@ def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_chec
                 out_dir: str | Path) -> dict:
     """Run language queries over every scene; write per-scene results and a summary.
 
-    ``settings`` is shaped like the pipeline config: ``scene_query`` (keys and defaults in
-    :data:`SCENE_QUERY_DEFAULTS`: ``source`` composed|s3dis; composed: ``scenes`` 2,
-    ``objects_per_scene`` 4, ``categories`` null, ``points_per_object`` 2048, ``floor_points``
-    4096, ``object_size`` [0.6, 1.5], ``gap`` 0.5, ``split`` test; S3DIS: ``s3dis_root``,
-    ``s3dis_rooms`` ["Area_5/office_1"], ``max_scene_points`` 40960; regions: ``region_sizes``
-    [1024, 2048], ``regions_per_scale`` 32, ``num_points`` 1024, ``fps`` bucket, ``heat``
-    max|mean, ``batch_size`` 32, ``device`` auto, ``seed`` 0), ``name`` (the MLflow experiment,
+    ``settings`` is shaped like the pipeline config: ``scene_query`` (its keys, defaults and what
+    each means are in the config schema's ``scene_query.settings``), ``name`` (the MLflow experiment,
     default "cg3d") and ``tracking.uri``. ``shard_paths`` are unused for S3DIS.
 
     Writes into ``out_dir``: ``scene_query_<scene>.json``, ``scene_query_<scene>.png`` and

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cg3d.config import with_defaults
+from cg3d.config import settings_of
 from cg3d.data.atomic import atomic_path
 from cg3d.data.augment import Augmentation, Perturb, Scale
 from cg3d.data.dataset import TripletDataset, load_split
@@ -48,39 +48,11 @@ log = logging.getLogger(__name__)
 
 ARMS = ("pretrained", "scratch")
 
-FINETUNE_DEFAULTS: dict = {
-    "epochs": 10,               # paper: 300
-    "batch_size": 16,           # paper: 32
-    "lr": 2.0e-4,               # AdamW, the paper's
-    "weight_decay": 0.05,
-    "warmup_epochs": 1,
-    "label_smoothing": 0.2,     # the smoothed cross-entropy of DGCNN / PointMLP classification
-    "grad_clip": 10.0,
-    "head_hidden": 256,
-    "head_dropout": 0.5,
-    "num_points": 1024,
-    "fps": "bucket",            # bucket | exact | random: stored cloud -> num_points
-    "votes": 10,                # 1 = no vote testing
-    "vote_scale": [0.8, 1.25],  # per-axis scale range of the vote copies
-    "vote_rotation": 0.06,      # radians, std of the vote copies' rotation about each axis
-    "label_map": None,          # None | "modelnet40"
-    "min_per_class": 1,         # train objects a class needs to be kept
-    "classes": None,            # an explicit class list (after label_map), else all kept
-    "workers": 0,
-    "device": "auto",           # auto | cpu | cuda
-    "seed": 0,
-}
-
-
 def resolve_settings(section: dict | None) -> dict:
-    """``FINETUNE_DEFAULTS`` overridden by ``section``; unknown keys are refused."""
-    resolved = with_defaults(FINETUNE_DEFAULTS, section, "finetune")
-    if resolved["label_map"] not in LABEL_MAPS:
-        raise ValueError(f"finetune.label_map {resolved['label_map']!r} is unknown; known: {LABEL_MAPS}")
-    for key in ("epochs", "batch_size", "votes", "min_per_class", "num_points"):
-        if not isinstance(resolved[key], int) or resolved[key] < 1:
-            raise ValueError(f"finetune.{key} must be a positive integer, got {resolved[key]!r}")
-    return resolved
+    """``finetune.settings`` with the schema's defaults for every key it leaves out; a wrong key
+    or type is refused, naming it (the schema, ``workflow/schemas/config.schema.yaml``, holds
+    the defaults and what each means)."""
+    return settings_of("finetune", section)
 
 
 # ------------------------------------------------------------------------------------ the model
@@ -278,12 +250,8 @@ def finetune(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpo
              out_path_json: str | Path, work_dir: str | Path) -> dict:
     """Fine-tune from the CG3D checkpoint and from scratch; write results JSON and figures.
 
-    ``settings`` is shaped like the pipeline config: ``finetune`` (keys and defaults in
-    :data:`FINETUNE_DEFAULTS`: ``epochs`` 10, ``batch_size`` 16, ``lr`` 2e-4, ``weight_decay``
-    0.05, ``warmup_epochs`` 1, ``label_smoothing`` 0.2, ``grad_clip`` 10, ``head_hidden`` 256,
-    ``head_dropout`` 0.5, ``num_points`` 1024, ``fps`` bucket, ``votes`` 10, ``vote_scale``
-    [0.8, 1.25], ``vote_rotation`` 0.06, ``label_map`` null|modelnet40, ``min_per_class`` 1,
-    ``classes`` null, ``workers`` 0, ``device`` auto, ``seed`` 0), ``name`` (the MLflow
+    ``settings`` is shaped like the pipeline config: ``finetune`` (its keys, defaults and what
+    each means are in the config schema's ``finetune.settings``), ``name`` (the MLflow
     experiment, default "cg3d") and ``tracking.uri``.
 
     Writes ``out_path_json``, beside it ``<stem>_curves.png`` (both arms' training loss) and
