@@ -12,8 +12,8 @@ from PIL import Image
 from layouts import class_mesh, write_obj
 
 from cg3d.data import shards, stages
-from cg3d.data.manifest import read_manifest, shard_names
-from workflow_config import small_config
+from cg3d.data.manifest import read_manifest
+from toy_shards import build_shards
 
 
 
@@ -50,18 +50,8 @@ def hostile_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(hostile_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("built")
-    config = small_config()
     dataset = {"source": "folder", "root": str(hostile_folder)}
-    manifest = out / "manifest.parquet"
-    stages.build_manifest("mine", {"dataset": dataset, "test_fraction": 0.5, "objects_per_shard": 3}, manifest)
-    triplets = []
-    for shard in shard_names(manifest):
-        views, points, joined = (out / kind / f"{shard}.parquet" for kind in ("views", "points", "triplets"))
-        common = {"dataset": dataset, "max_faces": 300_000}
-        stages.render_shard("mine", shard, manifest, {**common, "render": config["render"]}, views)
-        stages.sample_shard("mine", shard, manifest, {**common, "points": config["points"], "seed": 0}, points)
-        stages.assemble_triplets(shard, manifest, views, points, {"captions": config["captions"]}, joined)
-        triplets.append(joined)
+    manifest, triplets = build_shards("mine", dataset, out, test_fraction=0.5, per_shard=3)
     summary = stages.summarize(triplets, out / "summary.json", out / "skipped.parquet", manifest)
     return {"manifest": manifest, "triplets": triplets, "summary": summary,
             "skipped": pq.read_table(out / "skipped.parquet").to_pylist()}
