@@ -14,6 +14,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def tracked_run(
         return
     import mlflow
 
+    create_sqlite_store_at_once(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     tags = {"stage": stage, "config_hash": config_hash, "git_commit": git_commit()}
@@ -117,6 +119,33 @@ def tracked_run(
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name, tags=tags) as run:
         log.info("MLflow run %s (%s) at %s", run.info.run_id, stage, tracking_uri)
         yield Tracker(run)
+
+
+def create_sqlite_store_at_once(tracking_uri: str) -> None:
+    """Build a new local SQLite store beside its path and link it into place when complete.
+
+    MLflow creates its tables and then stamps the schema version in separate transactions: a
+    process killed between the two leaves a store that every later run fails to open ("table
+    already exists"). Linking (not renaming) never replaces a store another job created first.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(unquote(tracking_uri.removeprefix("sqlite:///")))
+    if path.exists():
+        return
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    try:
+        SqlAlchemyStore(f"sqlite:///{partial}", DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH).engine.dispose()
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass  # another job's store landed first: it is complete, and it is the one to use
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _resumable(run_id: str) -> bool:

@@ -53,8 +53,9 @@ def start(workdir: Path, log: str) -> subprocess.Popen:
 
 
 def run_to_the_end(workdir: Path, log: str) -> None:
-    run = start(workdir, log)
-    assert run.wait(timeout=900) == 0, (workdir / log).read_text()[-3000:]
+    if start(workdir, log).wait(timeout=900) != 0:
+        job_logs = [f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))]
+        pytest.fail("\n".join([(workdir / log).read_text()[-3000:], *job_logs]))
 
 
 def finish(workdir: Path) -> None:

@@ -1,0 +1,33 @@
+"""The MLflow store survives a process killed while it creates it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from cg3d.tracking import tracked_run
+
+KILLED_WHILE_MIGRATING_THE_STORE = textwrap.dedent("""
+    import os, signal
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from cg3d.tracking import tracked_run
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def killed(conn, cursor, statement, *args):  # SQLite commits DDL at once; the stamp comes later
+        if statement.strip().startswith("CREATE TABLE scorers"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    with tracked_run(tracking_uri="sqlite:///mlflow.db", experiment="e", stage="s", run_name="r", config_hash="h"):
+        pass
+""")
+
+
+def test_a_store_half_created_by_a_killed_process_does_not_break_the_next_run(tmp_path, monkeypatch):
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_MIGRATING_THE_STORE], cwd=tmp_path)
+    assert killed.returncode == -9
+    monkeypatch.chdir(tmp_path)
+    with tracked_run(tracking_uri="sqlite:///mlflow.db", experiment="e", stage="s", run_name="r",
+                     config_hash="h") as tracker:  # fmt: skip
+        tracker.log_metrics({"loss": 1.0}, step=0)
