@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cg3d.losses import CG3DLoss
+from cg3d.train.losses import CG3DLoss
 from cg3d.models.factory import build_point_encoder
 from cg3d.train.grad_cache import GradCache
 

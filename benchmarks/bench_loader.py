@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, default_collate
 from torchvision import transforms
 from tqdm import tqdm
 
-from cg3d.config import settings_hash
+from cg3d.settings import settings_hash
 from cg3d.data import shards
 from cg3d.data.augment import PRESETS
 from cg3d.data.dataset import TripletDataset, subsample

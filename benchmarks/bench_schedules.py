@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from cg3d.data.shards import count_rows
-from cg3d.evaluate.pretrained import load_pretrained
+from cg3d.models.trained import load_trained
 from cg3d.evaluate.zeroshot import assign_labels, class_embeddings, classification_scores, load_zeroshot_clouds
 from cg3d.train.pretrain import pretrain
 
@@ -49,7 +49,7 @@ def zero_shot(config: dict, result: dict, workdir: Path, schedule: str) -> dict:
         data_dir / "manifest.parquet",
     )  # fmt: skip
     data = assign_labels(clouds, spec["label_map"])
-    model = load_pretrained(result["checkpoint"], workdir / schedule / "run.json", "cpu")
+    model = load_trained(result["checkpoint"], workdir / schedule / "run.json", "cpu")
     scores = (model.encode_points(data.points) @ class_embeddings(model, data.class_names).T).numpy()
     metrics = classification_scores(scores, data.labels, data.class_names)["metrics"]
     return {**metrics, "classes": len(data.class_names), "objects": len(data.labels)}

@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from cg3d.data.captions import TEMPLATES
-from cg3d.evaluate.pretrained import load_pretrained
+from cg3d.models.trained import load_trained
 from cg3d.evaluate.zeroshot import SINGLE_PROMPT, held_out_class_scores
-from cg3d.train.holdout import Holdout
+from cg3d.data.holdout import Holdout
 from cg3d.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def pretrain_and_score(config: dict, out_dir: Path, seed: int, clip: dict | None
         "tracking": {"uri": f"sqlite:///{out_dir.parent / 'mlflow.db'}"},
     }
     summary = pretrain(settings, sorted((data / "triplets").glob("*.parquet")), out_dir)
-    model = load_pretrained(out_dir / "checkpoint.pt", out_dir / "run.json", "cpu")
+    model = load_trained(out_dir / "checkpoint.pt", out_dir / "run.json", "cpu")
     holdout = Holdout.from_record(summary["holdout"])
     split, num_points = config["evaluate"]["zeroshot"]["sh3d"]["split"], config["evaluate"]["num_points"]
     points, manifest = sorted((data / "points").glob("*.parquet")), data / "manifest.parquet"

@@ -96,7 +96,7 @@ def _retrieval(args) -> None:
 
 
 def _finetune(args) -> None:
-    from cg3d.train.finetune import finetune
+    from cg3d.evaluate.finetune import finetune
 
     document = finetune(
         args.settings, [Path(p) for p in args.triplets], Path(args.checkpoint), Path(args.out), Path(args.work_dir)

@@ -6,10 +6,6 @@ the same way everywhere: naming the key and the reason, before any work starts.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -17,30 +13,8 @@ import yaml
 
 from cg3d.data.augment import build_augmentation
 from cg3d.data.captions import TEMPLATES, TEMPLATES_FILE
-from cg3d.evaluate.label_map import MODELNET40_CLASSES
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """The config breaks the schema or a cross-key rule; the message names the key."""
-
-
-@cache
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    return jsonschema.Draft202012Validator(schema)
-
-
-def _key(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    if error.validator == "additionalProperties":
-        extra = set(error.instance) - set(error.schema.get("properties", {}))
-        parts.append("|".join(sorted(extra)))
-    elif error.validator == "required":
-        missing = error.message.split("'")[1]
-        parts.append(missing)
-    return ".".join(parts) or "<root>"
+from cg3d.data.label_map import MODELNET40_CLASSES
+from cg3d.settings import ConfigError, config_validator, key_of, numbers_from_strings
 
 
 def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
@@ -68,52 +42,14 @@ def _problem(error: jsonschema.ValidationError) -> str:
         key = ".".join([*map(str, error.absolute_path), str(error.instance)])
         return f"config key '{key}': not an option here; the options are {error.validator_value}"
     expected = error.schema.get("description") if error.validator in ("oneOf", "anyOf") else None
-    return f"config key '{_key(error)}': {error.message}" + (f"; expected {expected}" if expected else "")
-
-
-def _numbers_from_strings(config: dict, validator: jsonschema.Validator | None = None) -> None:
-    """Turn strings where the schema wants a number into that number, when they read as one.
-
-    Snakemake hands over the values inside a nested ``--config`` (``datasets={"big": {"count":
-    200000}}``) as strings. "200000" for an integer, or "5e-5" for a number, can mean nothing
-    else; anything else is left for the schema to refuse.
-    """
-    for _ in range(100):  # each pass fixes what the last one uncovered (oneOf alternatives, ...)
-        fixed = False
-        for error in (validator or _validator()).iter_errors(config):
-            for inner in [error, *error.context]:
-                wanted = inner.validator_value if inner.validator == "type" else None
-                if not isinstance(inner.instance, str) or wanted not in ("integer", "number", ["integer"], ["number"]):
-                    continue
-                number = _as_number(inner.instance, "integer" in str(wanted))
-                if number is not None and _set(config, list(inner.absolute_path), number):
-                    fixed = True
-        if not fixed:
-            return
-
-
-def _as_number(text: str, integer: bool) -> int | float | None:
-    try:
-        return int(text.strip()) if integer else float(text.strip())
-    except ValueError:
-        return None
-
-
-def _set(config: dict, path: list, value) -> bool:
-    parent = config
-    for part in path[:-1]:
-        parent = parent[part]
-    if not path or parent[path[-1]] == value:
-        return False
-    parent[path[-1]] = value
-    return True
+    return f"config key '{key_of(error)}': {error.message}" + (f"; expected {expected}" if expected else "")
 
 
 def validate_config(config: dict) -> dict:
     """Raise ConfigError naming every offending key; return the config when valid (numbers given
     as strings by a nested ``--config`` are turned into numbers in place)."""
-    _numbers_from_strings(config)
-    errors = sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
+    numbers_from_strings(config)
+    errors = sorted(config_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
     problems = [_problem(e) for e in errors]
     datasets = config.get("datasets", {})
     references = [("build", name) for name in config.get("build", [])]
@@ -209,28 +145,6 @@ def _caption_problems(config: dict) -> list[str]:
     return []
 
 
-def settings_of(section: str, given: dict | None) -> dict:
-    """``<section>.settings`` checked against the schema (errors name the key) with every key it
-    leaves out set to the schema's default: the schema is the one place the defaults live."""
-    schema = _validator().schema["properties"][section]["properties"]["settings"]
-    settings = copy.deepcopy(given or {})
-    validator = jsonschema.Draft202012Validator(schema)
-    _numbers_from_strings(settings, validator)
-    errors = validator.iter_errors(settings)
-    problems = [f"config key '{section}.settings.{_key(e)}': {e.message}" for e in errors]
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    for key, option in schema["properties"].items():
-        settings.setdefault(key, copy.deepcopy(option["default"]))
-    return settings
-
-
 def load_config(path: str | Path) -> dict:
     with open(path) as fh:
         return validate_config(yaml.safe_load(fh))
-
-
-def settings_hash(settings: dict) -> str:
-    """A short stable hash of JSON-canonical settings, recorded in outputs for provenance."""
-    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

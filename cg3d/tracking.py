@@ -162,7 +162,7 @@ def _resumable(run_id: str) -> bool:
 def stage_run(settings: dict, stage: str, run_name: str, parent_run_id: str | None):
     """A run of ``stage`` in the config's experiment (``name``), at its ``tracking.uri``, tagged
     with the settings' hash and nested under ``parent_run_id`` (the pretraining run)."""
-    from cg3d.config import settings_hash
+    from cg3d.settings import settings_hash
 
     return tracked_run(
         tracking_uri=tracking_uri_from(settings.get("tracking", {}).get("uri")),

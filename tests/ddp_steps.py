@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from cg3d.losses import CG3DLoss
+from cg3d.train.losses import CG3DLoss
 from cg3d.models.factory import build_point_encoder
 from cg3d.train import distributed as ddp
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from cg3d.evaluate.pretrained import load_pretrained
-from cg3d.train.checkpoint import (
+from cg3d.models.trained import load_trained
+from cg3d.models.checkpoint import (
     UnsafeCheckpoint,
     load_checkpoint,
     load_pretraining,
     plain_state,
     save_checkpoint,
 )
-from cg3d.train.optim import point_optimizer, warmup_cosine
+from cg3d.models.optim import point_optimizer, warmup_cosine
 
 
 class MarkerPayload:
@@ -53,7 +53,7 @@ def test_evaluation_loading_refuses_the_payload_too(hostile_checkpoint, tmp_path
     with pytest.raises(UnsafeCheckpoint, match="downloaded.pt"):
         load_pretraining(path)
     with pytest.raises(UnsafeCheckpoint, match="downloaded.pt"):
-        load_pretrained(path, tmp_path / "run.json", device="cpu")
+        load_trained(path, tmp_path / "run.json", device="cpu")
     assert not marker.exists()
 
 

@@ -53,7 +53,7 @@ def test_rules_reach_the_modules_the_issue_names():
     data, data_imports = modules_for(stages_by_env()["data"])
     train, train_imports = modules_for(stages_by_env()["train"])
     assert "cg3d.data.sources.sh3d" in data and "javaproperties" in data_imports
-    assert "cg3d.data.geometry" in train and "fast_simplification" in train_imports
+    assert "cg3d.data.meshes" in train and "fast_simplification" in train_imports
     assert "cg3d.train.pretrain" in train and "rendering" in data
 
 

@@ -15,8 +15,8 @@ from test_workflow import snakemake, yaml_default
 from workflow_config import small_config, write_config
 
 from cg3d.config import ConfigError, validate_config
-from cg3d.evaluate.label_map import MODELNET40_CLASSES
-from cg3d.evaluate.results import read_results
+from cg3d.data.label_map import MODELNET40_CLASSES
+from cg3d.io import read_results
 
 TARGETS = ("results/zeroshot_modelnet40.json", "results/retrieval_toy.json")
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cg3d.train.checkpoint import load_checkpoint
+from cg3d.models.checkpoint import load_checkpoint
 from test_workflow import snakemake_command
 from workflow_config import REPO, small_config, write_config
 

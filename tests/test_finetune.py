@@ -14,9 +14,9 @@ import torch
 from cg3d.data.augment import Augmentation
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
-from cg3d.models.cg3d import CG3D
-from cg3d.train.checkpoint import load_pretraining
-from cg3d.train.finetune import (
+from cg3d.models.cg3d_model import CG3D
+from cg3d.models.checkpoint import load_pretraining
+from cg3d.evaluate.finetune import (
     PointClassifier,
     build_classifier,
     finetune,

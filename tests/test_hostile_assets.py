@@ -10,7 +10,7 @@ import trimesh
 from PIL import Image
 from layouts import class_mesh, write_obj, write_png
 
-from cg3d.data.geometry import BadMesh, GeometryBudget, geometry_warnings, instanced_faces, load_geometry
+from cg3d.data.meshes import BadMesh, GeometryBudget, geometry_warnings, instanced_faces, load_geometry
 
 RED = (220, 20, 20)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cg3d.evaluate.label_map import (
+from cg3d.data.label_map import (
     EXACT_NAMES,
     HEAD_NOUNS,
     MODELNET10_CLASSES,

@@ -6,8 +6,8 @@ from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from cg3d.evaluate.label_map import MODELNET40_CLASSES
-from cg3d.evaluate.plots import plot_confusion, plot_gallery, plot_loss_curves
+from cg3d.data.label_map import MODELNET40_CLASSES
+from cg3d.plots import plot_confusion, plot_gallery, plot_loss_curves
 
 
 def _pixels(path) -> np.ndarray:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cg3d.data.shards import read_table
-from cg3d.train.checkpoint import load_checkpoint
+from cg3d.models.checkpoint import load_checkpoint
 from cg3d.train.plan import phases
 from cg3d.train.pretrain import NonFiniteLoss, Pretrainer, pretrain
 from cg3d.train.distributed import init_distributed

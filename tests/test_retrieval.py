@@ -19,7 +19,7 @@ from cg3d.data.captions import class_prompts
 from cg3d.data.shards import read_table
 from cg3d.evaluate import retrieval
 from cg3d.evaluate.eval_data import RetrievalSplit, retrieval_split
-from cg3d.evaluate.results import read_results
+from cg3d.io import read_results
 
 
 @pytest.fixture(scope="module")

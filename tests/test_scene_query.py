@@ -34,7 +34,7 @@ from cg3d.evaluate.scene_query import (
     spread_scores,
 )
 from cg3d.evaluate.scenes import FLOOR, compose_scenes, read_s3dis_room, s3dis_room_dirs
-from cg3d.models.cg3d import CG3D
+from cg3d.models.cg3d_model import CG3D
 from cg3d.train.pretrain import pretrain
 from toy_shards import build_toy_shards
 from workflow_config import small_config

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from cg3d.config import settings_hash
+from cg3d.settings import settings_hash
 from cg3d.data import shards
 from cg3d.data.shards import ShardError
 

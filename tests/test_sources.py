@@ -25,7 +25,7 @@ from layouts import (
 )
 
 from cg3d.data import sh3d_fetch
-from cg3d.data.geometry import NORMALS_KEY, GeometryBudget
+from cg3d.data.meshes import NORMALS_KEY, GeometryBudget
 from cg3d.data.manifest import hash_split
 from cg3d.data.sources import SOURCES, DatasetMissing, make_source
 from cg3d.data.synsets import shapenet_categories

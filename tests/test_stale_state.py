@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cg3d.tracking import tracked_run
-from cg3d.train.checkpoint import load_checkpoint
+from cg3d.models.checkpoint import load_checkpoint
 from cg3d.train.distributed import init_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.pretrain import Pretrainer

@@ -9,7 +9,7 @@ from layouts import write_modelnet_resampled, write_off
 from workflow_config import small_config
 
 from cg3d.data import stages
-from cg3d.data.geometry import NORMALS_KEY
+from cg3d.data.meshes import NORMALS_KEY
 from cg3d.data.manifest import read_manifest, shard_names
 from cg3d.data.shards import column_to_points, read_meta, read_table
 from cg3d.data.sources import make_source

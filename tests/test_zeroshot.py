@@ -34,12 +34,11 @@ from cg3d.evaluate.eval_data import (
     EvalClouds,
     EvalDataMissing,
     clouds_from_scanobjectnn,
-    prepare_cloud,
     scanobjectnn_file,
 )
-from cg3d.evaluate.label_map import MODELNET40_CLASSES
-from cg3d.evaluate.pretrained import load_pretrained
-from cg3d.evaluate.results import ResultsError, read_results, write_results
+from cg3d.data.label_map import MODELNET40_CLASSES
+from cg3d.models.trained import load_trained, prepare_cloud
+from cg3d.io import ResultsError, read_results, write_results
 
 MODELNET_FIXTURE = {"airplane": (1, 3), "chair": (1, 3), "night_stand": (1, 3), "bed": (2, 2)}
 
@@ -69,7 +68,7 @@ class BoxOracle(torch.nn.Module):
 
 def use_oracle(monkeypatch, labels: list[str], templates=TEMPLATES) -> None:
     """Score with BoxOracle answering the ``templates`` embedding of each class."""
-    real = zeroshot.load_pretrained
+    real = zeroshot.load_trained
 
     def with_oracle(*args, **kwargs):
         pretrained = real(*args, **kwargs)
@@ -77,7 +76,7 @@ def use_oracle(monkeypatch, labels: list[str], templates=TEMPLATES) -> None:
         pretrained.model.point_encoder = BoxOracle(labels, text)
         return pretrained
 
-    monkeypatch.setattr(zeroshot, "load_pretrained", with_oracle)
+    monkeypatch.setattr(zeroshot, "load_trained", with_oracle)
 
 
 def run_zeroshot(pretrained_run, tmp_path, spec: dict, dataset: dict | None = None, run_json=None, **data) -> dict:
@@ -105,7 +104,7 @@ def modelnet_raw_with_oracle(tmp_path, monkeypatch) -> tuple[dict, dict]:
 
 def test_class_embedding_is_the_renormalised_mean_of_every_template(pretrained_run):
     _, checkpoint, run_json, _ = pretrained_run
-    pretrained = load_pretrained(checkpoint, run_json, device="cpu")
+    pretrained = load_trained(checkpoint, run_json, device="cpu")
     prompts = class_prompts("night_stand")
     assert len(prompts) == len(TEMPLATES) and all("night stand" in p and "_" not in p for p in prompts)
     embeddings = zeroshot.class_embeddings(pretrained, ["night_stand", "chair"])

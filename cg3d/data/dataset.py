@@ -24,7 +24,6 @@ dataset each epoch, so do not use ``persistent_workers=True`` (workers would kee
 
 from __future__ import annotations
 
-import io
 import os
 import zlib
 from dataclasses import dataclass
@@ -36,12 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import torch.distributed as dist
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from cg3d.data.augment import PRESETS, Augmentation
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError, column_to_points, count_rows, read_meta, read_table
+from rendering.png import decode_rgb
 
 SUBSAMPLE_METHODS = ("prefix", "prefix_subset", "bucket", "exact", "random")
 VIEW_CHOICES = ("random", "fixed")
@@ -365,9 +365,8 @@ def _bounds(total: int, parts: int) -> np.ndarray:
 
 def _decode_png(data: bytes, path: Path, what: str) -> Image.Image:
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
+        return decode_rgb(data)
+    except ValueError as error:
         raise ShardError(path, f"{what} is not a valid image ({error})") from error
 
 

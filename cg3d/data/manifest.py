@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 
 SKIPPED_KEY = b"cg3d_skipped"
 MANIFEST_SCHEMA = pa.schema(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from cg3d.data.geometry import NORMALS_KEY
+from cg3d.data.meshes import NORMALS_KEY
 
 
 def sample_surface(

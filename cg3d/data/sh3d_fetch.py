@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 
 PACKAGE = "sweethome3d-furniture"
 CATALOG_DIR = Path("usr/share/sweethome3d/furniture")

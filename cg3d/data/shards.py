@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 
 FORMAT_VERSION = 1
 META_KEY = b"cg3d"

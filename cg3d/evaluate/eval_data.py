@@ -29,10 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from cg3d.data.fps import farthest_point_sample
 from cg3d.data.manifest import MeshRecord, read_manifest
-from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.data.shards import ShardError, column_to_points, read_meta, read_table
+from cg3d.models.trained import prepare_cloud
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +76,6 @@ class RetrievalSplit:
     clouds: EvalClouds
     captions: list[list[str]]
     views: dict[int, list[bytes]]  # view index -> one PNG per object
-
-
-def prepare_cloud(cloud: np.ndarray, num_points: int) -> np.ndarray:
-    """Unit-sphere normalised, then ``num_points`` points by exact FPS from point 0 (float32)."""
-    cloud = np.asarray(cloud, dtype=np.float32)
-    if cloud.ndim != 2 or cloud.shape[1] != 3:
-        raise ValueError(f"a cloud must have shape [N, 3], got {cloud.shape}")
-    if len(cloud) < num_points:
-        raise ValueError(f"evaluate.num_points={num_points} exceeds the {len(cloud)} points of a cloud")
-    normalised = normalise_to_unit_sphere(cloud)
-    if len(cloud) == num_points:
-        return normalised
-    return normalised[farthest_point_sample(normalised, num_points, method="exact", start=0)]
 
 
 def _prepare_all(clouds: np.ndarray, num_points: int, what: str, ids: Sequence[str]) -> tuple[np.ndarray, list[int]]:

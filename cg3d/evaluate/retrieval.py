@@ -32,15 +32,11 @@ import torch
 from cg3d.data.captions import TEMPLATES
 from cg3d.evaluate import metrics
 from cg3d.evaluate.eval_data import RetrievalSplit, retrieval_split
-from cg3d.evaluate.plots import plot_gallery
-from cg3d.evaluate.pretrained import (
-    Pretrained,
-    decode_png,
-    evaluation_run,
-    load_pretrained,
-    provenance_fields,
-)
-from cg3d.evaluate.results import write_results
+from cg3d.plots import plot_gallery
+from cg3d.evaluate.job import evaluation_run, provenance_fields
+from cg3d.models.trained import TrainedModel, load_trained
+from rendering.png import decode_png
+from cg3d.io import write_results
 from cg3d.evaluate.zeroshot import class_embeddings
 
 log = logging.getLogger(__name__)
@@ -75,7 +71,7 @@ def caption_queries(captions: Sequence[Sequence[str]]) -> tuple[list[str], np.nd
 
 
 def cross_modal_scores(
-    pretrained: Pretrained, data: RetrievalSplit, views: Sequence[int]
+    pretrained: TrainedModel, data: RetrievalSplit, views: Sequence[int]
 ) -> tuple[dict[str, dict], dict]:
     """The four tasks' scores, plus what the gallery figure needs (class queries and similarities)."""
     clouds = data.clouds
@@ -141,7 +137,7 @@ def evaluate_retrieval(
     spec, common = settings["retrieval"], settings["evaluate"]
     views = list(dict.fromkeys(spec["views"]))
     data = retrieval_split(triplets, spec["split"], common["num_points"], [*views, THUMBNAIL_VIEW])
-    pretrained = load_pretrained(checkpoint, run_json, common["device"], common["batch_size"])
+    pretrained = load_trained(checkpoint, run_json, common["device"], common["batch_size"])
     scores, extra = cross_modal_scores(pretrained, data, views)
     gallery = common["gallery"]
     plot_text_gallery(data, extra["categories"], extra["class_similarity"], gallery_png,

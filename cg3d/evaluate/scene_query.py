@@ -34,18 +34,18 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy.spatial import cKDTree
 
-from cg3d.config import settings_of
-from cg3d.data.atomic import atomic_path
+from cg3d.settings import settings_of
+from cg3d.io import atomic_path
 from cg3d.data.captions import class_prompts
 from cg3d.data.dataset import subsample
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.evaluate.metrics import point_average_precision
 from cg3d.evaluate.scenes import Scene, compose_scenes, read_s3dis_room, s3dis_room_dirs
-from cg3d.models.cg3d import CG3D
+from cg3d.models.cg3d_model import CG3D
 from cg3d.tracking import stage_run
-from cg3d.train.checkpoint import load_pretraining
-from cg3d.train.distributed import resolve_device
+from cg3d.models.checkpoint import load_pretraining
+from cg3d.models.device import resolve_device
 
 log = logging.getLogger(__name__)
 

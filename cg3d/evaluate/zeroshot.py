@@ -17,7 +17,7 @@ whether or not the split holds an object of it; see :mod:`cg3d.evaluate.class_li
 ``classes: null`` the candidates are the categories present in the split.
 
 With ``label_map: modelnet40`` objects are mapped onto ModelNet40's label set through
-:mod:`cg3d.evaluate.label_map` (for SH3D furniture names); objects whose name maps to no class
+:mod:`cg3d.data.label_map` (for SH3D furniture names); objects whose name maps to no class
 in the list are excluded and counted.
 
 When the checkpoint was pretrained with classes held out (``pretrain.holdout``) and this entry
@@ -44,12 +44,13 @@ from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.evaluate import metrics
 from cg3d.evaluate.class_lists import read_templates, resolve_class_list
 from cg3d.evaluate.eval_data import EvalClouds, clouds_from_points_shards, clouds_from_scanobjectnn
-from cg3d.evaluate.label_map import MODELNET40_CLASSES, class_mapper
-from cg3d.evaluate.plots import plot_confusion
-from cg3d.evaluate.pretrained import Pretrained, evaluation_run, load_pretrained, provenance_fields
-from cg3d.evaluate.results import write_results
+from cg3d.data.label_map import MODELNET40_CLASSES, class_mapper
+from cg3d.plots import plot_confusion
+from cg3d.evaluate.job import evaluation_run, provenance_fields
+from cg3d.models.trained import TrainedModel, load_trained
+from cg3d.io import write_results
 from cg3d.evaluate.unseen_classes import unseen_and_seen_scores
-from cg3d.train.holdout import Holdout
+from cg3d.data.holdout import Holdout
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def assign_labels(clouds: EvalClouds, label_map: str | None, class_list: Sequenc
     return LabelledClouds(clouds.points[keep], labels, tuple(class_list), int((~keep).sum()))
 
 
-def class_embeddings(pretrained: Pretrained, class_names: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
+def class_embeddings(pretrained: TrainedModel, class_names: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
     """One L2-normalised embedding per class ``[C, D]``: the mean over its ``templates`` prompts."""
     rows = [
         F.normalize(pretrained.encode_texts(class_prompts(name, templates)).mean(dim=0), dim=-1)
@@ -102,7 +103,7 @@ def class_embeddings(pretrained: Pretrained, class_names: Sequence[str], templat
     return torch.stack(rows)
 
 
-def score_protocols(pretrained: Pretrained, data: LabelledClouds, templates: Sequence[str]) -> dict[str, dict]:
+def score_protocols(pretrained: TrainedModel, data: LabelledClouds, templates: Sequence[str]) -> dict[str, dict]:
     """:func:`classification_scores` of the ``single`` and ``ensemble`` protocols on the same clouds."""
     points = pretrained.encode_points(data.points)
     protocols = {}
@@ -151,7 +152,7 @@ def _split_filter(split: str) -> str | None:
 
 
 def held_out_class_scores(
-    pretrained: Pretrained,
+    pretrained: TrainedModel,
     holdout: Holdout,
     split: str,
     num_points: int,
@@ -217,7 +218,7 @@ def evaluate_zeroshot(
     templates = zeroshot_templates(spec)
     clouds = load_zeroshot_clouds(spec, common["num_points"], points, manifest)
     data = assign_labels(clouds, spec["label_map"], class_list)
-    pretrained = load_pretrained(checkpoint, run_json, common["device"], common["batch_size"])
+    pretrained = load_trained(checkpoint, run_json, common["device"], common["batch_size"])
     protocols = score_protocols(pretrained, data, templates)
     headline = protocols[HEADLINE_PROTOCOL]
     dataset = "scanobjectnn" if spec.get("source") == "scanobjectnn" else spec["dataset"]

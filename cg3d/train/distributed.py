@@ -21,6 +21,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from cg3d.models.device import resolve_device
+
 log = logging.getLogger(__name__)
 
 GROUP_TIMEOUT = timedelta(minutes=30)
@@ -36,15 +38,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` takes the GPU when there is one; ``cuda`` without one is an error, not a fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device is {name!r} but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def launched_by_torchrun() -> bool:

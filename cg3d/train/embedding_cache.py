@@ -11,7 +11,6 @@ files are read, so a resumed run never trains against embeddings of other prompt
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Collection
@@ -21,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 from cg3d.data.dataset import select_rows
 from cg3d.data.shards import read_table
-from cg3d.models.cg3d import CG3D
+from cg3d.models.cg3d_model import CG3D
+from cg3d.models.trained import encode_images
 from cg3d.train.distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -55,15 +54,6 @@ def _cached_hash(path: Path) -> str | None:
     return metadata.get(META_KEY, b"").decode() or None
 
 
-@torch.no_grad()
-def _embed_views(model: CG3D, views: list[bytes], batch_size: int, device: torch.device) -> np.ndarray:
-    embeddings = []
-    for start in range(0, len(views), batch_size):
-        images = [model.preprocess(Image.open(io.BytesIO(png)).convert("RGB")) for png in views[start : start + batch_size]]
-        embeddings.append(model.encode_image(torch.stack(images).to(device)).float().cpu().numpy())
-    return np.concatenate(embeddings)
-
-
 def build_image_cache(
     model: CG3D,
     digests: dict[str, str],
@@ -88,7 +78,7 @@ def build_image_cache(
         table = select_rows(read_table(shard, ["object_id", "split", "views"]), "train", exclude_ids)
         rows = []
         for object_id, views in zip(table.column("object_id").to_pylist(), table.column("views").to_pylist()):
-            embedding = _embed_views(model, views, batch_size, info.device)
+            embedding = encode_images(model, views, batch_size, info.device).numpy()
             rows.append({"object_id": object_id, "views": len(views), "embeddings": embedding.astype("<f4").tobytes()})
         out = pa.Table.from_pylist(
             rows, schema=pa.schema([("object_id", pa.string()), ("views", pa.int32()), ("embeddings", pa.binary())])

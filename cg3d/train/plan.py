@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from cg3d.train.optim import constant, warmup_cosine
+from cg3d.models.optim import constant, warmup_cosine
 
 
 def phases(settings: dict) -> list[tuple[str, int]]:

@@ -11,7 +11,7 @@ Two schedules (``pretrain.schedule``):
     and the 3D encoder trains for ``epochs`` epochs against those cached targets with no CLIP
     forward in the loop.
 
-Objects of the classes in ``pretrain.holdout`` are never read (:mod:`cg3d.train.holdout`).
+Objects of the classes in ``pretrain.holdout`` are never read (:mod:`cg3d.data.holdout`).
 
 Launched by torchrun (one process per GPU, or several CPU processes with gloo) or plain python.
 Rank 0 holds the run directory's lock and writes an atomic checkpoint after every epoch; workers
@@ -36,20 +36,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cg3d.config import settings_hash
-from cg3d.data.atomic import atomic_path
+from cg3d.settings import settings_hash
+from cg3d.io import atomic_path
 from cg3d.data.augment import build_augmentation
 from cg3d.data.dataset import TripletDataset, fixed_view
-from cg3d.losses import CG3DLoss
-from cg3d.models.cg3d import CG3D
+from cg3d.train.losses import CG3DLoss
+from cg3d.models.cg3d_model import CG3D
 from cg3d.tracking import tracked_run, tracking_uri_from
-from cg3d.train.checkpoint import load_checkpoint, save_checkpoint
+from cg3d.models.checkpoint import load_checkpoint, save_checkpoint
 from cg3d.train import distributed
 from cg3d.train.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.grad_cache import GradCache
-from cg3d.train.holdout import Holdout
-from cg3d.train.optim import point_optimizer, prompt_optimizer
+from cg3d.data.holdout import Holdout
+from cg3d.models.optim import point_optimizer, prompt_optimizer
 from cg3d.train.plan import lr_schedules, per_process_chunk, phases
 from cg3d.train.run_key import run_key, set_aside, shard_digests
 from cg3d.train.parent_death import die_with_parent
@@ -353,7 +353,7 @@ class Pretrainer:
         distributed.barrier()
 
     def _finish(self, tracker, seconds: float) -> dict:
-        from cg3d.evaluate.plots import plot_loss_curves
+        from cg3d.plots import plot_loss_curves
 
         checkpoint = self.out_dir / "checkpoint.pt"
         summary = {

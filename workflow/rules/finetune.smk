@@ -9,7 +9,7 @@ def finetune_triplets(wildcards):
 
 
 def finetune_settings(wildcards):
-    from cg3d.train.finetune import resolve_settings
+    from cg3d.evaluate.finetune import resolve_settings
 
     resolve_settings(config["finetune"]["settings"])  # refuse unknown keys while the DAG is built
     return settings(name=config["name"], finetune=config["finetune"]["settings"], tracking=config["tracking"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cg3d.data.geometry import DEFAULT_BUDGET, GeometryBudget
+from cg3d.data.meshes import DEFAULT_BUDGET, GeometryBudget
 from cg3d.data.sources.base import DatasetMissing, MeshSource
 from cg3d.data.sources.folder import FolderSource
 from cg3d.data.sources.modelnet import ModelNet10Source, ModelNet40Source

@@ -15,7 +15,7 @@ import trimesh
 from trimesh import creation
 
 from cg3d.data.sources.base import MeshSource
-from cg3d.data.geometry import clean_geometry
+from cg3d.data.meshes import clean_geometry
 from cg3d.data.manifest import MeshRecord, hash_split
 
 SCHEME = "synthetic://"

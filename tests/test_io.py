@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 
 
 @pytest.fixture

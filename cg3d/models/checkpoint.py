@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 
 _PLAIN_LEAVES = (torch.Tensor, str, bytes, int, float, bool, type(None))
 

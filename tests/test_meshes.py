@@ -7,7 +7,7 @@ import pytest
 import trimesh
 from layouts import class_mesh, coloured_scene, write_bad_meshes, write_obj, write_off, write_png
 
-from cg3d.data.geometry import (
+from cg3d.data.meshes import (
     GeometryBudget,
     NORMALS_KEY,
     BadMesh,

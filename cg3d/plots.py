@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from cg3d.data.atomic import atomic_path
+from cg3d.io import atomic_path
 
 __all__ = ["plot_confusion", "plot_gallery", "plot_loss_curves"]
 

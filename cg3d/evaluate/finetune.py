@@ -30,19 +30,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cg3d.config import settings_of
-from cg3d.data.atomic import atomic_path
+from cg3d.settings import settings_of
+from cg3d.io import atomic_path
 from cg3d.data.augment import Augmentation, Perturb, Scale
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
-from cg3d.evaluate.label_map import LABEL_MAPS, class_mapper
+from cg3d.data.label_map import class_mapper
 from cg3d.evaluate.metrics import class_mean_accuracy, confusion_matrix, per_class_accuracy, topk_accuracy
-from cg3d.evaluate.plots import plot_confusion, plot_loss_curves
+from cg3d.plots import plot_confusion, plot_loss_curves
 from cg3d.models.factory import build_point_encoder
 from cg3d.tracking import stage_run
-from cg3d.train.checkpoint import load_pretraining, save_checkpoint
-from cg3d.train.distributed import resolve_device
-from cg3d.train.optim import point_optimizer, warmup_cosine
+from cg3d.models.checkpoint import load_pretraining, save_checkpoint
+from cg3d.models.device import resolve_device
+from cg3d.models.optim import point_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
 

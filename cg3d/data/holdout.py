@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cg3d.data.shards import read_table
-from cg3d.evaluate.label_map import class_mapper
+from cg3d.data.label_map import class_mapper
 
 
 @dataclass(frozen=True)
