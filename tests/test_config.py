@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from cg3d.config import ConfigError, load_config, settings_hash, validate_config
+from cg3d.config import ConfigError, load_config, validate_config
+from cg3d.settings import settings_hash
 from cg3d.data.augment import PRESETS, STEPS
 from cg3d.data.dataset import SUBSAMPLE_METHODS, VIEW_CHOICES
 from workflow_config import REPO
