@@ -23,7 +23,7 @@ import yaml
 
 from cg3d.data.shards import count_rows
 from cg3d.models.trained import load_trained
-from cg3d.evaluate.zeroshot import assign_labels, class_embeddings, classification_scores, load_zeroshot_clouds
+from cg3d.evaluate.zeroshot import assign_labels, classification_scores, load_zeroshot_clouds
 from cg3d.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def zero_shot(config: dict, result: dict, workdir: Path, schedule: str) -> dict:
     )  # fmt: skip
     data = assign_labels(clouds, spec["label_map"])
     model = load_trained(result["checkpoint"], workdir / schedule / "run.json", "cpu")
-    scores = (model.encode_points(data.points) @ class_embeddings(model, data.class_names).T).numpy()
+    scores = (model.encode_points(data.points) @ model.encode_classes(data.class_names).T).numpy()
     metrics = classification_scores(scores, data.labels, data.class_names)["metrics"]
     return {**metrics, "classes": len(data.class_names), "objects": len(data.labels)}
 

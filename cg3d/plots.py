@@ -1,4 +1,4 @@
-"""Evaluation figures: confusion matrix, retrieval gallery, training curves.
+"""Every figure of the pipeline: confusion matrix, retrieval gallery, training curves, scene heat maps.
 
 Figures are built with matplotlib's object API (``Figure``, rendered by Agg) instead of
 ``pyplot``, so plotting never touches a global backend or a display and is safe inside worker
@@ -13,16 +13,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from cg3d.io import atomic_path
 
-__all__ = ["plot_confusion", "plot_gallery", "plot_loss_curves"]
+__all__ = ["heat_colours", "plot_confusion", "plot_gallery", "plot_loss_curves", "plot_scene_queries"]
 
 _CORRECT_COLOUR = "#1a9641"
 _WRONG_COLOUR = "#d7191c"
 _ANNOTATE_UP_TO = 12  # classes; beyond this cell numbers become unreadable
 _DPI = 120
+_HEAT_COLOURMAP = "inferno"
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
@@ -152,4 +154,45 @@ def plot_loss_curves(
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def heat_colours(values: np.ndarray) -> np.ndarray:
+    """RGBA uint8 ``[N, 4]`` of one query's heat, stretched over its own min..max."""
+    low, high = float(values.min()), float(values.max())
+    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return (colormaps[_HEAT_COLOURMAP](unit) * 255).round().astype(np.uint8)
+
+
+def plot_scene_queries(scene, result: dict, path: str | os.PathLike) -> Path:
+    """Top-down views of a scene (points, labels, class_names, up_axis, name): its ground-truth
+    classes, then each query's heat map with its best region."""
+    across = [axis for axis in range(3) if axis != scene.up_axis]
+    xy = scene.points[:, across]
+    order = np.argsort(scene.points[:, scene.up_axis])  # draw low points first, so tops stay visible
+    panels = 1 + len(result["queries"])
+    columns = min(panels, 4)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(3.6 * columns, 3.4 * rows))
+    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(panels)]
+    palette = colormaps["tab20"]
+    axes[0].scatter(*xy[order].T, s=1, c=palette(scene.labels[order] % 20), rasterized=True)
+    for index, name in enumerate(scene.class_names):
+        axes[0].scatter([], [], s=1, color=palette(index % 20), label=name)  # legend entries only
+    axes[0].legend(fontsize=6, markerscale=6, loc="best")
+    axes[0].set_title(f"{scene.name}: classes", fontsize=9)
+    for q, (ax, query) in enumerate(zip(axes[1:], result["queries"])):
+        ax.scatter(*xy[order].T, s=1, c=heat_colours(result["heat"][order, q]) / 255.0, rasterized=True)
+        centre = np.asarray(query["best_region"]["centre"])[across]
+        ax.scatter(*centre, marker="*", s=160, facecolor="cyan" if query["hit"] else "white", edgecolor="black")
+        ax.set_title(f"\"{query['query']}\"  AP {query['ap']:.2f}  {'hit' if query['hit'] else 'miss'}",
+                     fontsize=9)
+    for ax in axes:
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if scene.up_axis == 1:
+            ax.invert_yaxis()  # seen from above a +Y-up scene, +Z points towards the viewer's feet
+    figure.suptitle("seen from above; colour: query-region cosine, dark = lowest to bright = highest per query; "
+                    "star: best region's centre (cyan when on the queried object)", fontsize=8)
     return _save(figure, path)

@@ -89,8 +89,8 @@ def test_run_writes_valid_results_linked_to_the_pretraining_run(ran):
 
 def test_all_ends_with_fine_tuning_and_scene_queries(ran):
     finetune = json.loads((ran / "results/finetune_toy.json").read_text())
-    assert set(finetune["arms"]) == {"pretrained", "scratch"}
-    assert set(finetune["difference"]) >= {"top1", "top1_vote"}
+    assert set(finetune["metrics"]["arms"]) == {"cg3d", "scratch"}
+    assert set(finetune["metrics"]["difference"]) >= {"top1", "top1_vote"}
     assert (ran / "results/finetune_toy_curves.png").stat().st_size > 0
     summary = json.loads((ran / "results/scene_query/scene_query.json").read_text())
     assert set(summary["scenes"]) == {"composed_0"}

@@ -16,17 +16,8 @@ from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
 from cg3d.models.cg3d_model import CG3D
 from cg3d.models.checkpoint import load_pretraining
-from cg3d.evaluate.finetune import (
-    PointClassifier,
-    build_classifier,
-    finetune,
-    predict_logits,
-    resolve_settings,
-    select_classes,
-    train_arm,
-    vote_augment,
-    vote_logits,
-)
+from cg3d.evaluate.classifier import PointClassifier, build_classifier, predict_logits, train_arm, vote_augment, vote_logits
+from cg3d.evaluate.finetune import finetune, resolve_settings, select_classes
 from cg3d.train.pretrain import pretrain
 from toy_shards import build_toy_shards
 from workflow_config import small_config
@@ -65,29 +56,30 @@ def test_both_arms_train_and_report(pretrained, tmp_path):
     results = finetune(settings, pretrained["shards"], pretrained["checkpoint"], out, tmp_path / "work")
 
     written = json.loads(out.read_text())
-    assert written["mlflow_run_id"] == results["mlflow_run_id"]
+    assert written == results and written["task"] == "finetune" and written["dataset"] == "toy"
     by_split = _split_categories(pretrained["shards"])
     assert written["classes"] == sorted(set(by_split["train"]))
     seen_test = [c for c in by_split["test"] if c in set(by_split["train"])]
     assert written["counts"]["test_objects"] == len(seen_test)
     assert written["counts"]["test_dropped"] == len(by_split["test"]) - len(seen_test) > 0
     assert written["counts"]["train_objects"] == len(by_split["train"])
-    for arm in ("pretrained", "scratch"):
-        scores = written["arms"][arm]
+    for arm in ("cg3d", "scratch"):
+        scores = written["metrics"]["arms"][arm]
         assert all(0.0 <= scores[k] <= 1.0 for k in ("top1", "class_mean", "top1_vote", "class_mean_vote"))
         assert len(written["history"][arm]["train_loss"]) == len(written["history"][arm]["test_top1"]) == TINY["epochs"]
         assert (tmp_path / "work" / f"{arm}.pt").exists()
-    for key, value in written["difference"].items():
-        assert value == pytest.approx(written["arms"]["pretrained"][key] - written["arms"]["scratch"][key])
-    assert written["provenance"]["pretrain_run_id"] == pretrained["run_id"]
+    arms = written["metrics"]["arms"]
+    for key, value in written["metrics"]["difference"].items():
+        assert value == pytest.approx(arms["cg3d"][key] - arms["scratch"][key])
+    assert written["mlflow"]["pretrain_run_id"] == pretrained["run_id"]
     for figure in ("finetune_curves.png", "finetune_confusion.png"):
         assert (out.parent / figure).stat().st_size > 0
 
     client = mlflow.MlflowClient(tracking_uri=pretrained["tracking"]["uri"])
-    run = client.get_run(results["mlflow_run_id"])
+    run = client.get_run(results["mlflow"]["run_id"])
     assert run.data.tags["stage"] == "finetune"
     assert run.data.tags["parent_run_id"] == pretrained["run_id"]
-    for arm in ("pretrained", "scratch"):
+    for arm in ("cg3d", "scratch"):
         assert len(client.get_metric_history(run.info.run_id, f"{arm}/train_loss")) == TINY["epochs"]
         assert len(client.get_metric_history(run.info.run_id, f"{arm}/test_top1")) == TINY["epochs"]
     assert "difference/top1_vote" in run.data.metrics
@@ -97,7 +89,7 @@ def test_single_vote_is_plain_evaluation(pretrained, tmp_path):
     settings = {"name": "test-finetune", "finetune": {**TINY, "epochs": 1, "votes": 1},
                 "tracking": pretrained["tracking"]}
     results = finetune(settings, pretrained["shards"], pretrained["checkpoint"], tmp_path / "f.json", tmp_path)
-    for scores in results["arms"].values():
+    for scores in results["metrics"]["arms"].values():
         assert scores["top1_vote"] == scores["top1"] and scores["class_mean_vote"] == scores["class_mean"]
 
 
@@ -107,7 +99,7 @@ def _classifier(pretrained, arm: str, num_classes: int = 4) -> PointClassifier:
 
 
 def test_vote_testing_averages_augmented_copies(pretrained):
-    model = _classifier(pretrained, "pretrained")
+    model = _classifier(pretrained, "cg3d")
     clouds = load_split(pretrained["shards"], "test", 256).points
     plain = predict_logits(model, clouds, 4, CPU)
     identity = Augmentation(())
@@ -122,7 +114,7 @@ def test_vote_testing_averages_augmented_copies(pretrained):
 def test_head_reads_the_checkpoint_encoders_features(pretrained):
     state = load_pretraining(pretrained["checkpoint"])
     cg3d = CG3D.from_trainable_state(state).eval()
-    tuned, scratch = _classifier(pretrained, "pretrained"), _classifier(pretrained, "scratch")
+    tuned, scratch = _classifier(pretrained, "cg3d"), _classifier(pretrained, "scratch")
     points = torch.from_numpy(load_split(pretrained["shards"], "train", 256).points[:3])
     with torch.no_grad():
         features = cg3d.point_encoder.features(points)

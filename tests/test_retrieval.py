@@ -17,6 +17,7 @@ from toy_shards import build_toy_shards
 
 from cg3d.data.captions import class_prompts
 from cg3d.data.shards import read_table
+from cg3d.models.trained import TrainedModel
 from cg3d.evaluate import retrieval
 from cg3d.evaluate.eval_data import RetrievalSplit, retrieval_split
 from cg3d.io import read_results
@@ -83,6 +84,8 @@ class LookupEncoder:
 
     def encode_points(self, clouds: np.ndarray) -> torch.Tensor:
         return torch.stack([self._object(self.object_of[cloud.tobytes()]) for cloud in clouds])
+
+    encode_classes = TrainedModel.encode_classes  # the model's own prompt ensemble over encode_texts
 
     def encode_images(self, pngs) -> torch.Tensor:
         return torch.stack([self._object(self.object_of[png]) for png in pngs])

@@ -27,7 +27,6 @@ from torch import nn
 from cg3d.data.dataset import load_split
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.evaluate.scene_query import (
-    query_embeddings,
     query_scene,
     resolve_settings,
     scene_query,
@@ -35,6 +34,7 @@ from cg3d.evaluate.scene_query import (
 )
 from cg3d.evaluate.scenes import FLOOR, compose_scenes, read_s3dis_room, s3dis_room_dirs
 from cg3d.models.cg3d_model import CG3D
+from cg3d.models.trained import ModelRecord, TrainedModel
 from cg3d.train.pretrain import pretrain
 from toy_shards import build_toy_shards
 from workflow_config import small_config
@@ -197,11 +197,12 @@ def test_queries_find_the_named_objects(toy):
         _descriptor(torch.from_numpy(train.points[[c == name for c in train.categories]])).mean(dim=0)
         for name in SCENE_CATEGORIES
     ])
-    model.point_encoder = ShapePrototypeEncoder(prototypes, torch.from_numpy(query_embeddings(model, SCENE_CATEGORIES)))
+    trained = TrainedModel(model.eval(), ModelRecord(Path("built"), model.spec, model.clip_info, {}), torch.device("cpu"))
+    model.point_encoder = ShapePrototypeEncoder(prototypes, trained.encode_classes(SCENE_CATEGORIES))
     # Wide gaps and no floor: each object's 512-point region is that whole object and nothing else.
     scene = compose_scenes(toy["shards"], 1, 3, 512, floor_points=0, object_size=(0.8, 1.2), gap=2.5,
                            categories=SCENE_CATEGORIES)[0]
-    result = query_scene(model, scene, resolve_settings(SMALL_REGIONS))
+    result = query_scene(trained, scene, resolve_settings(SMALL_REGIONS))
 
     hits = [q["hit"] for q in result["queries"]]
     assert sum(hits) >= 2, result["queries"]
@@ -237,7 +238,7 @@ def test_full_run_writes_results_figures_and_tracks(toy, checkpoint, tmp_path):
     assert sorted(summary["scenes"]) == ["composed_0", "composed_1"]
     for name in summary["scenes"]:
         record = json.loads((tmp_path / "out" / f"scene_query_{name}.json").read_text())
-        assert len(record["queries"]) == 3 and record["provenance"]["pretrain_run_id"] == checkpoint["run_id"]
+        assert len(record["queries"]) == 3 and record["model"]["checkpoint"] == str(checkpoint["path"])
         assert -1.0 <= record["heat_range"][0] <= record["heat_range"][1] <= 1.0
         for key in ("hit", "purity", "ap", "ap_chance"):
             assert 0.0 <= record["means"][key] <= 1.0
@@ -247,7 +248,8 @@ def test_full_run_writes_results_figures_and_tracks(toy, checkpoint, tmp_path):
             assert len(cloud.vertices) == record["points"]
             assert len(np.unique(cloud.colors, axis=0)) > 1  # a heat map, not one flat colour
     client = mlflow.MlflowClient(tracking_uri=checkpoint["tracking"]["uri"])
-    run = client.get_run(summary["mlflow_run_id"])
+    assert summary["task"] == "scene_query" and summary["mlflow"]["pretrain_run_id"] == checkpoint["run_id"]
+    run = client.get_run(summary["mlflow"]["run_id"])
     assert run.data.tags["stage"] == "scene_query" and run.data.tags["parent_run_id"] == checkpoint["run_id"]
     assert "ap" in run.data.metrics and "composed_1/hit" in run.data.metrics
 

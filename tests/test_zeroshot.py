@@ -72,7 +72,7 @@ def use_oracle(monkeypatch, labels: list[str], templates=TEMPLATES) -> None:
 
     def with_oracle(*args, **kwargs):
         pretrained = real(*args, **kwargs)
-        text = zeroshot.class_embeddings(pretrained, labels, templates)
+        text = pretrained.encode_classes(labels, templates)
         pretrained.model.point_encoder = BoxOracle(labels, text)
         return pretrained
 
@@ -107,7 +107,7 @@ def test_class_embedding_is_the_renormalised_mean_of_every_template(pretrained_r
     pretrained = load_trained(checkpoint, run_json, device="cpu")
     prompts = class_prompts("night_stand")
     assert len(prompts) == len(TEMPLATES) and all("night stand" in p and "_" not in p for p in prompts)
-    embeddings = zeroshot.class_embeddings(pretrained, ["night_stand", "chair"])
+    embeddings = pretrained.encode_classes(["night_stand", "chair"])
     expected = F.normalize(pretrained.encode_texts(prompts).mean(dim=0), dim=-1)
     assert torch.allclose(embeddings[0], expected, atol=1e-6)
     assert torch.allclose(embeddings.norm(dim=-1), torch.ones(2), atol=1e-5)
@@ -151,7 +151,7 @@ def test_prepared_cloud_is_unit_sphere_exact_fps_and_deterministic():
     assert prepared.shape == (128, 3) and prepared.dtype == np.float32
     assert np.linalg.norm(prepared, axis=1).max() <= 1.0 + 1e-6
     assert np.array_equal(prepared, prepare_cloud(cloud, 128))
-    with pytest.raises(ValueError, match="evaluate.num_points=800 exceeds the 700 points"):
+    with pytest.raises(ValueError, match="num_points=800 exceeds the 700 points"):
         prepare_cloud(cloud, 800)
 
 

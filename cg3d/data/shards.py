@@ -210,6 +210,12 @@ def read_table(
         raise ShardError(path, f"cannot read ({error})") from error
 
 
+def shards_dataset(paths: Iterable[str | os.PathLike]) -> str:
+    """The dataset the shards hold (names joined by "+" should they mix datasets)."""
+    names = {name for path in paths for name in read_table(path, columns=["dataset"]).column("dataset").to_pylist()}
+    return "+".join(sorted(names))
+
+
 def count_rows(path: str | os.PathLike, split: str | None = None) -> int:
     """Rows of a shard, or of one split of it: the footer alone, or one small column."""
     if split is None:

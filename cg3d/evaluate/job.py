@@ -12,17 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cg3d.settings import settings_hash
-from cg3d.models.trained import TrainedModel
+from cg3d.models.trained import ModelRecord
 from cg3d.tracking import Tracker, stage_run, tracking_uri_from
 
 
 @contextmanager
-def evaluation_run(settings: dict, stage: str, run_name: str, trained: TrainedModel) -> Iterator[Tracker]:
+def evaluation_run(settings: dict, stage: str, run_name: str, record: ModelRecord) -> Iterator[Tracker]:
     """An MLflow run in the config's experiment, nested under the pretraining run, with the job's
     settings (which include the pretraining and CLIP settings) as params."""
-    with stage_run(settings, stage, run_name, trained.pretrain_run_id) as tracker:
+    with stage_run(settings, stage, run_name, record.pretrain_run_id) as tracker:
         tracker.log_params({key: value for key, value in settings.items() if key != "tracking"})
-        provenance = trained.provenance()
+        provenance = record.provenance()
         tracker.set_tags({
             "checkpoint": provenance["checkpoint"],
             "clip_pretrained": str(provenance["clip_pretrained"]).lower(),
@@ -30,16 +30,16 @@ def evaluation_run(settings: dict, stage: str, run_name: str, trained: TrainedMo
         yield tracker
 
 
-def provenance_fields(settings: dict, tracker: Tracker, trained: TrainedModel) -> dict:
+def provenance_fields(settings: dict, tracker: Tracker, record: ModelRecord, num_points: int) -> dict:
     """The fields every results file shares: the model scored, both MLflow runs, the settings."""
     return {
-        "model": trained.provenance(),
+        "model": record.provenance(),
         "mlflow": {
             "tracking_uri": tracking_uri_from(settings["tracking"]["uri"]),
             "experiment": settings["name"],
             "run_id": tracker.run_id,
-            "pretrain_run_id": trained.pretrain_run_id,
+            "pretrain_run_id": record.pretrain_run_id,
         },
-        "num_points": settings["evaluate"]["num_points"],
+        "num_points": num_points,
         "settings_hash": settings_hash(settings),
     }

@@ -37,7 +37,6 @@ from cg3d.evaluate.job import evaluation_run, provenance_fields
 from cg3d.models.trained import TrainedModel, load_trained
 from rendering.png import decode_png
 from cg3d.io import write_results
-from cg3d.evaluate.zeroshot import class_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def cross_modal_scores(
     clouds = data.clouds
     points = pretrained.encode_points(clouds.points)
     categories = sorted(set(clouds.categories))
-    class_similarity = (class_embeddings(pretrained, categories) @ points.T).numpy()
+    class_similarity = (pretrained.encode_classes(categories) @ points.T).numpy()
     texts, caption_relevant = caption_queries(data.captions)
     caption_similarity = (pretrained.encode_texts(texts) @ points.T).numpy()
     images = torch.cat([pretrained.encode_images(data.views[v]) for v in views])
@@ -142,7 +141,7 @@ def evaluate_retrieval(
     gallery = common["gallery"]
     plot_text_gallery(data, extra["categories"], extra["class_similarity"], gallery_png,
                       gallery["queries"], gallery["hits"])  # fmt: skip
-    with evaluation_run(settings, "retrieval", f"retrieval-{spec['name']}", pretrained) as tracker:
+    with evaluation_run(settings, "retrieval", f"retrieval-{spec['name']}", pretrained.record) as tracker:
         tracker.log_params({"counts": extra["counts"]})
         tracker.log_metrics(_mlflow_metrics(scores))
         tracker.log_artifact(gallery_png)
@@ -152,7 +151,7 @@ def evaluate_retrieval(
             "dataset": spec["name"],
             "split": spec["split"],
             "views": views,
-            **provenance_fields(settings, tracker, pretrained),
+            **provenance_fields(settings, tracker, pretrained.record, settings["evaluate"]["num_points"]),
             "templates": len(TEMPLATES),
             "counts": extra["counts"],
             "metrics": scores,

@@ -27,30 +27,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 import trimesh
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 from scipy.spatial import cKDTree
 
-from cg3d.settings import settings_of
-from cg3d.io import atomic_path
-from cg3d.data.captions import class_prompts
 from cg3d.data.dataset import subsample
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.points import normalise_to_unit_sphere
+from cg3d.data.shards import shards_dataset
+from cg3d.evaluate.job import evaluation_run, provenance_fields
 from cg3d.evaluate.metrics import point_average_precision
 from cg3d.evaluate.scenes import Scene, compose_scenes, read_s3dis_room, s3dis_room_dirs
-from cg3d.models.cg3d_model import CG3D
-from cg3d.tracking import stage_run
-from cg3d.models.checkpoint import load_pretraining
-from cg3d.models.device import resolve_device
+from cg3d.io import atomic_path, write_results
+from cg3d.models.trained import TrainedModel, load_trained
+from cg3d.plots import heat_colours, plot_scene_queries
+from cg3d.settings import settings_of
 
 log = logging.getLogger(__name__)
 
 HEAT_REDUCTIONS = ("max", "mean")
-_COLOURMAP = "inferno"
 
 
 def resolve_settings(section: dict | None) -> dict:
@@ -87,25 +81,6 @@ def region_clouds(points: np.ndarray, members: np.ndarray, num_points: int, fps:
     ]).astype(np.float32)
 
 
-@torch.no_grad()
-def embed_regions(model: CG3D, clouds: np.ndarray, batch_size: int) -> np.ndarray:
-    """L2-normalised 3D embeddings ``[R, E]`` of region clouds ``[R, N, 3]``."""
-    model.eval()
-    device = model.logit_scale.device
-    return torch.cat([
-        model.encode_points(torch.from_numpy(clouds[i : i + batch_size]).to(device)).float().cpu()
-        for i in range(0, len(clouds), batch_size)
-    ]).numpy()
-
-
-@torch.no_grad()
-def query_embeddings(model: CG3D, names: Sequence[str]) -> np.ndarray:
-    """Per class name, the normalised mean text embedding of its caption-template ensemble ``[Q, E]``."""
-    return torch.stack([
-        F.normalize(model.encode_text(class_prompts(name)).float().mean(dim=0), dim=-1) for name in names
-    ]).cpu().numpy()
-
-
 def spread_scores(num_points: int, members: Sequence[np.ndarray], scores: Sequence[np.ndarray],
                   how: str = "max") -> np.ndarray:
     """Per-point heat ``[num_points, Q]`` from per-region scores ``[R, Q]`` (one pair per scale).
@@ -132,20 +107,19 @@ def spread_scores(num_points: int, members: Sequence[np.ndarray], scores: Sequen
     return heat
 
 
-def query_scene(model: CG3D, scene: Scene, settings: dict) -> dict:
+def query_scene(trained: TrainedModel, scene: Scene, settings: dict) -> dict:
     """Score every query of ``scene`` against its regions; the heat map and per-query results.
 
     ``settings``: resolved scene_query settings (``region_sizes``, ``regions_per_scale``,
-    ``num_points``, ``fps``, ``heat``, ``batch_size``). Returns ``{"heat": [N, Q], "queries":
-    [...], "means": {...}, "regions": {...}}``.
+    ``num_points``, ``fps``, ``heat``). Returns ``{"heat": [N, Q], "queries": [...], "means": {...},
+    "regions": {...}}``.
     """
     if not scene.queries:
         raise ValueError(f"scene {scene.name!r} has no class to query")
     centres, members = cut_regions(scene.points, settings["region_sizes"], settings["regions_per_scale"])
-    texts = query_embeddings(model, scene.queries)
+    texts = trained.encode_classes(scene.queries).numpy()
     scores = [
-        embed_regions(model, region_clouds(scene.points, m, settings["num_points"], settings["fps"]),
-                      settings["batch_size"]) @ texts.T
+        trained.encode_points(region_clouds(scene.points, m, settings["num_points"], settings["fps"])).numpy() @ texts.T
         for m in members
     ]
     heat = spread_scores(len(scene.points), members, scores, settings["heat"])
@@ -174,53 +148,11 @@ def query_scene(model: CG3D, scene: Scene, settings: dict) -> dict:
 # ---------------------------------------------------------------------------------------- outputs
 
 
-def heat_colours(values: np.ndarray) -> np.ndarray:
-    """RGBA uint8 ``[N, 4]`` of one query's heat, stretched over its own min..max."""
-    low, high = float(values.min()), float(values.max())
-    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    return (colormaps[_COLOURMAP](unit) * 255).round().astype(np.uint8)
-
-
 def write_heat_ply(points: np.ndarray, values: np.ndarray, path: Path) -> Path:
     """The scene's points coloured by one query's heat, as a binary PLY (opens in MeshLab, CloudCompare)."""
     cloud = trimesh.PointCloud(points, colors=heat_colours(values))
     with atomic_path(path) as tmp:
         cloud.export(file_obj=str(tmp), file_type="ply")
-    return path
-
-
-def plot_scene_queries(scene: Scene, result: dict, path: Path) -> Path:
-    """Top-down views: ground-truth classes, then each query's heat map with its best region."""
-    across = [axis for axis in range(3) if axis != scene.up_axis]
-    xy = scene.points[:, across]
-    order = np.argsort(scene.points[:, scene.up_axis])  # draw low points first, so tops stay visible
-    panels = 1 + len(result["queries"])
-    columns = min(panels, 4)
-    rows = -(-panels // columns)
-    figure = Figure(figsize=(3.6 * columns, 3.4 * rows))
-    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(panels)]
-    palette = colormaps["tab20"]
-    axes[0].scatter(*xy[order].T, s=1, c=palette(scene.labels[order] % 20), rasterized=True)
-    for index, name in enumerate(scene.class_names):
-        axes[0].scatter([], [], s=1, color=palette(index % 20), label=name)  # legend entries only
-    axes[0].legend(fontsize=6, markerscale=6, loc="best")
-    axes[0].set_title(f"{scene.name}: classes", fontsize=9)
-    for q, (ax, query) in enumerate(zip(axes[1:], result["queries"])):
-        ax.scatter(*xy[order].T, s=1, c=heat_colours(result["heat"][order, q]) / 255.0, rasterized=True)
-        centre = np.asarray(query["best_region"]["centre"])[across]
-        ax.scatter(*centre, marker="*", s=160, facecolor="cyan" if query["hit"] else "white", edgecolor="black")
-        ax.set_title(f"\"{query['query']}\"  AP {query['ap']:.2f}  {'hit' if query['hit'] else 'miss'}",
-                     fontsize=9)
-    for ax in axes:
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if scene.up_axis == 1:
-            ax.invert_yaxis()  # seen from above a +Y-up scene, +Z points towards the viewer's feet
-    figure.suptitle("seen from above; colour: query-region cosine, dark = lowest to bright = highest per query; "
-                    "star: best region's centre (cyan when on the queried object)", fontsize=8)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return path
 
 
@@ -244,76 +176,70 @@ def load_scenes(cfg: dict, shard_paths: Sequence[str | Path]) -> list[Scene]:
 
 def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpoint: str | Path,
                 out_dir: str | Path) -> dict:
-    """Run language queries over every scene; write per-scene results and a summary.
+    """Run language queries over every scene; write per-scene records and the results file.
 
-    ``settings`` is shaped like the pipeline config: ``scene_query`` (its keys, defaults and what
-    each means are in the config schema's ``scene_query.settings``), ``name`` (the MLflow experiment,
-    default "cg3d") and ``tracking.uri``. ``shard_paths`` are unused for S3DIS.
-
-    Writes into ``out_dir``: ``scene_query_<scene>.json``, ``scene_query_<scene>.png`` and
-    ``scene_query_<scene>/<query>.ply`` per scene, and ``scene_query.json`` (means over scenes,
-    file list). One MLflow run, stage ``scene_query``, parented to the pretraining run.
+    ``settings``: ``scene_query`` (keys, defaults and meanings in the config schema's
+    ``scene_query.settings``), ``name`` (the MLflow experiment) and ``tracking.uri``.
+    ``shard_paths`` are unused for S3DIS. Writes into ``out_dir``: per scene
+    ``scene_query_<scene>.json``, ``scene_query_<scene>.png`` and ``scene_query_<scene>/<query>.ply``,
+    and ``scene_query.json`` (means over scenes).
     """
     cfg = resolve_settings(settings.get("scene_query"))
     out_dir = Path(out_dir)
-    state = load_pretraining(pretrain_checkpoint)
-    pretrain_summary = state.get("summary", {})
-    model = CG3D.from_trainable_state(state, device=resolve_device(cfg["device"]))
+    trained = load_trained(pretrain_checkpoint, device=cfg["device"], batch_size=cfg["batch_size"])
     scenes = load_scenes(cfg, shard_paths)
-    provenance = {
-        "checkpoint": str(pretrain_checkpoint),
-        "encoder": state["spec"]["encoder"],
-        "pretrain_run_id": pretrain_summary.get("mlflow_run_id"),
-        **model.clip_info,
-    }
     started = time.perf_counter()
-    run_name = f"scene-query-{cfg['source']}"
-    with stage_run(settings, "scene_query", run_name, pretrain_summary.get("mlflow_run_id")) as tracker:
-        tracker.log_params({"scene_query": cfg, "pretrain_checkpoint": str(pretrain_checkpoint)})
-        per_scene = {}
-        for scene in scenes:
-            result = query_scene(model, scene, cfg)
-            stem = f"scene_query_{scene.name}"
-            files = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}.png",
-                     "ply": {q["query"]: out_dir / stem / f"{_slug(q['query'])}.ply" for q in result["queries"]}}
-            for q, query in enumerate(result["queries"]):
-                write_heat_ply(scene.points, result["heat"][:, q], files["ply"][query["query"]])
-            plot_scene_queries(scene, result, files["png"])
-            record = {
-                "scene": scene.name,
-                "source": scene.source,
-                "points": len(scene.points),
-                "class_names": list(scene.class_names),
-                "regions": result["regions"],
-                "queries": result["queries"],
-                "means": result["means"],
-                "heat_range": [float(result["heat"].min()), float(result["heat"].max())],
-                "files": {"png": str(files["png"]), "ply": {k: str(v) for k, v in files["ply"].items()}},
-                "provenance": provenance,
-                "mlflow_run_id": tracker.run_id,
-            }
-            with atomic_path(files["json"]) as tmp:
-                tmp.write_text(json.dumps(record, indent=2) + "\n")
-            tracker.log_metrics({f"{scene.name}/{k}": v for k, v in result["means"].items()})
-            tracker.log_artifact(files["json"], "scenes")
-            tracker.log_artifact(files["png"], "scenes")
-            per_scene[scene.name] = record
-            log.info("scene %s: %s", scene.name, json.dumps(result["means"]))
+    with evaluation_run(settings, "scene_query", f"scene-query-{cfg['source']}", trained.record) as tracker:
+        per_scene = {scene.name: write_scene(trained, scene, cfg, out_dir, tracker) for scene in scenes}
         means = {key: float(np.mean([r["means"][key] for r in per_scene.values()]))
                  for key in ("hit", "purity", "ap", "ap_chance")}
         tracker.log_metrics(means)
-        summary = {
-            "stage": "scene_query",
+        results = {
+            "task": "scene_query",
+            "name": cfg["source"],
+            "dataset": "s3dis" if cfg["source"] == "s3dis" else shards_dataset(shard_paths),
+            "split": cfg["split"],
+            **provenance_fields(settings, tracker, trained.record, cfg["num_points"]),
+            "counts": {"scenes": len(per_scene), "queries": sum(len(r["queries"]) for r in per_scene.values())},
+            "metrics": means,
+            "figures": {name: r["files"]["png"] for name, r in per_scene.items()},
             "source": cfg["source"],
             "scenes": {name: {"means": r["means"], "json": str(out_dir / f"scene_query_{name}.json")}
                        for name, r in per_scene.items()},
-            "means": means,
             "settings": cfg,
-            "provenance": provenance,
             "seconds": time.perf_counter() - started,
-            "mlflow_run_id": tracker.run_id,
         }
-        with atomic_path(out_dir / "scene_query.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        write_results(out_dir / "scene_query.json", results)
         tracker.log_artifact(out_dir / "scene_query.json")
-    return summary
+    return results
+
+
+def write_scene(trained: TrainedModel, scene: Scene, cfg: dict, out_dir: Path, tracker) -> dict:
+    """Query one scene; write its record, top-down figure and one heat PLY per query; log them."""
+    result = query_scene(trained, scene, cfg)
+    stem = f"scene_query_{scene.name}"
+    files = {"json": out_dir / f"{stem}.json", "png": out_dir / f"{stem}.png",
+             "ply": {q["query"]: out_dir / stem / f"{_slug(q['query'])}.ply" for q in result["queries"]}}
+    for q, query in enumerate(result["queries"]):
+        write_heat_ply(scene.points, result["heat"][:, q], files["ply"][query["query"]])
+    plot_scene_queries(scene, result, files["png"])
+    record = {
+        "scene": scene.name,
+        "source": scene.source,
+        "points": len(scene.points),
+        "class_names": list(scene.class_names),
+        "regions": result["regions"],
+        "queries": result["queries"],
+        "means": result["means"],
+        "heat_range": [float(result["heat"].min()), float(result["heat"].max())],
+        "files": {"png": str(files["png"]), "ply": {k: str(v) for k, v in files["ply"].items()}},
+        "model": trained.record.provenance(),
+        "mlflow_run_id": tracker.run_id,
+    }
+    with atomic_path(files["json"]) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tracker.log_metrics({f"{scene.name}/{k}": v for k, v in result["means"].items()})
+    tracker.log_artifact(files["json"], "scenes")
+    tracker.log_artifact(files["png"], "scenes")
+    log.info("scene %s: %s", scene.name, json.dumps(result["means"]))
+    return record

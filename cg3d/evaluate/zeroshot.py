@@ -35,10 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from cg3d.data.captions import TEMPLATES, class_prompts, phrase
+from cg3d.data.captions import TEMPLATES, phrase
 from cg3d.data.manifest import read_manifest
 from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.evaluate import metrics
@@ -94,21 +92,12 @@ def assign_labels(clouds: EvalClouds, label_map: str | None, class_list: Sequenc
     return LabelledClouds(clouds.points[keep], labels, tuple(class_list), int((~keep).sum()))
 
 
-def class_embeddings(pretrained: TrainedModel, class_names: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
-    """One L2-normalised embedding per class ``[C, D]``: the mean over its ``templates`` prompts."""
-    rows = [
-        F.normalize(pretrained.encode_texts(class_prompts(name, templates)).mean(dim=0), dim=-1)
-        for name in class_names
-    ]
-    return torch.stack(rows)
-
-
 def score_protocols(pretrained: TrainedModel, data: LabelledClouds, templates: Sequence[str]) -> dict[str, dict]:
     """:func:`classification_scores` of the ``single`` and ``ensemble`` protocols on the same clouds."""
     points = pretrained.encode_points(data.points)
     protocols = {}
     for protocol, prompts in (("single", (SINGLE_PROMPT,)), ("ensemble", tuple(templates))):
-        text = class_embeddings(pretrained, data.class_names, prompts)
+        text = pretrained.encode_classes(data.class_names, prompts)
         protocols[protocol] = classification_scores((points @ text.T).numpy(), data.labels, data.class_names)
     return protocols
 
@@ -169,7 +158,7 @@ def held_out_class_scores(
         keep=lambda r: _split_filter(split) in (None, r.split) or holdout.holds_out(r.category),
     )  # fmt: skip
     data = assign_labels(clouds, holdout.label_map)
-    text = class_embeddings(pretrained, data.class_names, templates)
+    text = pretrained.encode_classes(data.class_names, templates)
     scores = (pretrained.encode_points(data.points) @ text.T).numpy()
     scored = unseen_and_seen_scores(scores, data.labels, data.class_names, holdout.classes)
     return {"label_map": holdout.label_map, "classes": list(holdout.classes), **scored}
@@ -222,7 +211,7 @@ def evaluate_zeroshot(
     protocols = score_protocols(pretrained, data, templates)
     headline = protocols[HEADLINE_PROTOCOL]
     dataset = "scanobjectnn" if spec.get("source") == "scanobjectnn" else spec["dataset"]
-    holdout = Holdout.from_record(pretrained.run.get("holdout"))
+    holdout = Holdout.from_record(pretrained.record.run.get("holdout"))
     held_out = None
     if holdout.classes and dataset == holdout.dataset:
         held_out = held_out_class_scores(pretrained, holdout, spec["split"], common["num_points"], points, manifest)
@@ -232,7 +221,7 @@ def evaluate_zeroshot(
     if spec.get("classes") == "lvis":
         counts["annotated_not_on_disk"] = lvis_uids_not_on_disk(spec, settings["dataset"], manifest)
     chance = 1.0 / counts["classes"]
-    with evaluation_run(settings, "zeroshot", f"zeroshot-{spec['name']}", pretrained) as tracker:
+    with evaluation_run(settings, "zeroshot", f"zeroshot-{spec['name']}", pretrained.record) as tracker:
         tracker.log_params({"counts": counts})
         tracker.log_metrics({**headline["metrics"], "chance": chance})
         for protocol, scored in protocols.items():
@@ -243,7 +232,7 @@ def evaluate_zeroshot(
         tracker.log_artifact(confusion_png)
         document = {
             **_results_fields(settings, data, protocols, templates, counts),
-            **provenance_fields(settings, tracker, pretrained),
+            **provenance_fields(settings, tracker, pretrained.record, settings["evaluate"]["num_points"]),
             "figures": {"confusion": str(confusion_png)},
         }
         if held_out:

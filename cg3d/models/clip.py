@@ -84,18 +84,9 @@ def load_clip(model_name: str = TINY_CLIP, pretrained: str | None = None, device
     model.requires_grad_(False)
     model.eval()
 
-    if expects_weights:
-        source = pretrained if pretrained is not None else model_name
-    else:
-        source = f"random-init (seed {init_seed})"
-        if text_tower:
-            source += f" image tower, pretrained text tower {text_tower}"
-        meaning = (f"only its text tower ({text_tower}) is pretrained, its image embeddings carry no learned "
-                   "meaning" if text_tower else "its image and text embeddings carry no learned meaning")
-        log.warning(
-            "CLIP '%s' is RANDOMLY INITIALISED (seed %d): %s, so results are not comparable to the "
-            "paper's. Set a hub tag or a local weights file to use a real CLIP.", model_name, init_seed, meaning,
-        )
+    source = pretrained if pretrained is not None else model_name
+    if not expects_weights:
+        source = _random_init_source(model_name, init_seed, text_tower)
     with torch.no_grad():
         embed_dim = model.encode_text(tokenizer([""]).to(device)).shape[-1]
     height, width = open_clip.transform.to_2tuple(model.visual.preprocess_cfg["size"])
@@ -110,6 +101,20 @@ def load_clip(model_name: str = TINY_CLIP, pretrained: str | None = None, device
     if text_tower:
         info.update(image_tower_pretrained=expects_weights, text_tower_pretrained=True, text_tower=text_tower)
     return model, preprocess, tokenizer, info
+
+
+def _random_init_source(model_name: str, init_seed: int, text_tower: str | None) -> str:
+    """What a CLIP without weights is, said loudly: its scores mean nothing next to the paper's."""
+    source = f"random-init (seed {init_seed})"
+    if text_tower:
+        source += f" image tower, pretrained text tower {text_tower}"
+    meaning = (f"only its text tower ({text_tower}) is pretrained, its image embeddings carry no learned "
+               "meaning" if text_tower else "its image and text embeddings carry no learned meaning")
+    log.warning(
+        "CLIP '%s' is RANDOMLY INITIALISED (seed %d): %s, so results are not comparable to the "
+        "paper's. Set a hub tag or a local weights file to use a real CLIP.", model_name, init_seed, meaning,
+    )
+    return source
 
 
 def register_packaged_text_tower(model_name: str) -> str:

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from cg3d.data.captions import TEMPLATES, class_prompts
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.models.cg3d_model import CG3D
@@ -51,15 +53,21 @@ def encode_in_batches(encode: Callable[[Sequence], torch.Tensor], items: Sequenc
     return torch.cat([encode(items[start : start + batch_size]).float().cpu() for start in range(0, len(items), batch_size)])
 
 
-@dataclass
-class TrainedModel:
-    """A CG3D in eval mode, with where it came from and how its inputs are prepared."""
+@dataclass(frozen=True)
+class ModelRecord:
+    """Where a trained model came from: what every results file and tracked run records about it.
 
-    model: CG3D
+    Read from the checkpoint alone, so fine-tuning (which never loads CLIP) records its model the
+    same way as the jobs that embed with it."""
+
     checkpoint: Path
+    spec: dict
+    clip_info: dict
     run: dict
-    device: torch.device
-    batch_size: int = 64
+
+    @classmethod
+    def from_state(cls, checkpoint: str | os.PathLike, state: dict, run: dict | None = None) -> "ModelRecord":
+        return cls(Path(checkpoint), dict(state["spec"]), dict(state["clip_info"]), run or dict(state.get("summary", {})))
 
     @property
     def pretrain_run_id(self) -> str | None:
@@ -71,20 +79,28 @@ class TrainedModel:
         return int(self.run.get("num_points", DEFAULT_NUM_POINTS))
 
     def provenance(self) -> dict:
-        """What every results file records about the model it scored."""
-        info = self.model.clip_info
         return {
             "checkpoint": str(self.checkpoint),
-            "clip_model": info["clip_model"],
-            "clip_pretrained": bool(info["clip_pretrained"]),
-            "clip_source": str(info["pretrained_source"]),
-            "encoder": self.model.spec["encoder"],
-            "encoder_size": self.model.spec["encoder_size"],
-            "prompt_tokens": self.model.spec["prompt_tokens"],
+            "clip_model": self.clip_info["clip_model"],
+            "clip_pretrained": bool(self.clip_info["clip_pretrained"]),
+            "clip_source": str(self.clip_info["pretrained_source"]),
+            "encoder": self.spec["encoder"],
+            "encoder_size": self.spec["encoder_size"],
+            "prompt_tokens": self.spec["prompt_tokens"],
         }
 
+
+@dataclass
+class TrainedModel:
+    """A CG3D in eval mode, with its record and how its inputs are prepared."""
+
+    model: CG3D
+    record: ModelRecord
+    device: torch.device
+    batch_size: int = 64
+
     def prepare_points(self, cloud: np.ndarray, num_points: int | None = None) -> np.ndarray:
-        return prepare_cloud(cloud, num_points or self.num_points)
+        return prepare_cloud(cloud, num_points or self.record.num_points)
 
     def encode_points(self, clouds: np.ndarray) -> torch.Tensor:
         """L2-normalised embeddings ``[M, D]`` (float32, on the CPU) of prepared clouds ``[M, N, 3]``."""
@@ -103,6 +119,11 @@ class TrainedModel:
         """L2-normalised CLIP text embeddings ``[M, D]``."""
         return self.model.encode_text(list(texts)).float().cpu()
 
+    def encode_classes(self, class_names: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
+        """One L2-normalised embedding per class ``[C, D]``: the mean over its ``templates`` prompts."""
+        rows = [F.normalize(self.encode_texts(class_prompts(name, templates)).mean(dim=0), dim=-1) for name in class_names]
+        return torch.stack(rows)
+
 
 def encode_images(model: CG3D, images: Sequence[bytes | Image.Image], batch_size: int, device: torch.device) -> torch.Tensor:
     """Images (PNG bytes or PIL images) through CLIP's own preprocessing and the prompted tower."""
@@ -119,13 +140,12 @@ def load_trained(
 ) -> TrainedModel:
     """Rebuild the model of ``checkpoint``; its run record comes from ``run_json`` when given
     (the pipeline's ``run.json``), else from the summary inside the checkpoint."""
-    checkpoint = Path(checkpoint)
     target = resolve_device(device)
     state = load_pretraining(checkpoint, map_location=target)
-    run = _read_run_record(Path(run_json)) if run_json is not None else dict(state.get("summary", {}))
+    run = _read_run_record(Path(run_json)) if run_json is not None else None
     model = CG3D.from_trainable_state(state, device=target)
     model.eval()
-    return TrainedModel(model=model, checkpoint=checkpoint, run=run, device=target, batch_size=batch_size)
+    return TrainedModel(model, ModelRecord.from_state(checkpoint, state, run), target, batch_size)
 
 
 def _read_run_record(path: Path) -> dict:

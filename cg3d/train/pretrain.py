@@ -362,6 +362,7 @@ class Pretrainer:
             "schedule": self.train["schedule"],
             "encoder": self.train["encoder"],
             "encoder_size": self.train["encoder_size"],
+            "num_points": self.train["num_points"],
             "world_size": self.info.world_size,
             "train_seconds_this_launch": seconds,
             **self.model.clip_info,
