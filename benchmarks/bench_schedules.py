@@ -50,7 +50,7 @@ def zero_shot(config: dict, result: dict, workdir: Path, schedule: str) -> dict:
     )  # fmt: skip
     data = assign_labels(clouds, spec["label_map"])
     model = load_trained(result["checkpoint"], workdir / schedule / "run.json", "cpu")
-    scores = (model.encode_points(data.points) @ model.encode_classes(data.class_names).T).numpy()
+    scores = (model.encode_prepared(data.points) @ model.encode_classes(data.class_names).T).numpy()
     metrics = classification_scores(scores, data.labels, data.class_names)["metrics"]
     return {**metrics, "classes": len(data.class_names), "objects": len(data.labels)}
 

@@ -82,15 +82,15 @@ class LookupEncoder:
     def _object(self, i: int) -> torch.Tensor:
         return F.normalize(self.basis[self.object_category[i]] + self.basis[len(self.categories) + i], dim=-1)
 
-    def encode_points(self, clouds: np.ndarray) -> torch.Tensor:
+    def encode_prepared(self, clouds: np.ndarray) -> torch.Tensor:
         return torch.stack([self._object(self.object_of[cloud.tobytes()]) for cloud in clouds])
 
-    encode_classes = TrainedModel.encode_classes  # the model's own prompt ensemble over encode_texts
+    encode_classes = TrainedModel.encode_classes  # the model's own prompt ensemble over encode_text
 
-    def encode_images(self, pngs) -> torch.Tensor:
+    def encode_image(self, pngs) -> torch.Tensor:
         return torch.stack([self._object(self.object_of[png]) for png in pngs])
 
-    def encode_texts(self, texts) -> torch.Tensor:
+    def encode_text(self, texts) -> torch.Tensor:
         return torch.stack([F.normalize(self.basis[self.text_axes[t]].sum(dim=0), dim=-1) for t in texts])
 
 

@@ -108,7 +108,7 @@ def test_class_embedding_is_the_renormalised_mean_of_every_template(pretrained_r
     prompts = class_prompts("night_stand")
     assert len(prompts) == len(TEMPLATES) and all("night stand" in p and "_" not in p for p in prompts)
     embeddings = pretrained.encode_classes(["night_stand", "chair"])
-    expected = F.normalize(pretrained.encode_texts(prompts).mean(dim=0), dim=-1)
+    expected = F.normalize(pretrained.encode_text(prompts).mean(dim=0), dim=-1)
     assert torch.allclose(embeddings[0], expected, atol=1e-6)
     assert torch.allclose(embeddings.norm(dim=-1), torch.ones(2), atol=1e-5)
     assert not torch.allclose(embeddings[0], embeddings[1])

@@ -74,12 +74,12 @@ def cross_modal_scores(
 ) -> tuple[dict[str, dict], dict]:
     """The four tasks' scores, plus what the gallery figure needs (class queries and similarities)."""
     clouds = data.clouds
-    points = pretrained.encode_points(clouds.points)
+    points = pretrained.encode_prepared(clouds.points)
     categories = sorted(set(clouds.categories))
     class_similarity = (pretrained.encode_classes(categories) @ points.T).numpy()
     texts, caption_relevant = caption_queries(data.captions)
-    caption_similarity = (pretrained.encode_texts(texts) @ points.T).numpy()
-    images = torch.cat([pretrained.encode_images(data.views[v]) for v in views])
+    caption_similarity = (pretrained.encode_text(texts) @ points.T).numpy()
+    images = torch.cat([pretrained.encode_image(data.views[v]) for v in views])
     image_owner = np.tile(np.arange(len(clouds.object_ids)), len(views))
     image_similarity = (images @ points.T).numpy()
     image_relevant = same_label(image_owner, np.arange(len(clouds.object_ids)))

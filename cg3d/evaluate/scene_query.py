@@ -119,7 +119,7 @@ def query_scene(trained: TrainedModel, scene: Scene, settings: dict) -> dict:
     centres, members = cut_regions(scene.points, settings["region_sizes"], settings["regions_per_scale"])
     texts = trained.encode_classes(scene.queries).numpy()
     scores = [
-        trained.encode_points(region_clouds(scene.points, m, settings["num_points"], settings["fps"])).numpy() @ texts.T
+        trained.encode_prepared(region_clouds(scene.points, m, settings["num_points"], settings["fps"])).numpy() @ texts.T
         for m in members
     ]
     heat = spread_scores(len(scene.points), members, scores, settings["heat"])

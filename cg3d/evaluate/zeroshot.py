@@ -94,7 +94,7 @@ def assign_labels(clouds: EvalClouds, label_map: str | None, class_list: Sequenc
 
 def score_protocols(pretrained: TrainedModel, data: LabelledClouds, templates: Sequence[str]) -> dict[str, dict]:
     """:func:`classification_scores` of the ``single`` and ``ensemble`` protocols on the same clouds."""
-    points = pretrained.encode_points(data.points)
+    points = pretrained.encode_prepared(data.points)
     protocols = {}
     for protocol, prompts in (("single", (SINGLE_PROMPT,)), ("ensemble", tuple(templates))):
         text = pretrained.encode_classes(data.class_names, prompts)
@@ -159,7 +159,7 @@ def held_out_class_scores(
     )  # fmt: skip
     data = assign_labels(clouds, holdout.label_map)
     text = pretrained.encode_classes(data.class_names, templates)
-    scores = (pretrained.encode_points(data.points) @ text.T).numpy()
+    scores = (pretrained.encode_prepared(data.points) @ text.T).numpy()
     scored = unseen_and_seen_scores(scores, data.labels, data.class_names, holdout.classes)
     return {"label_map": holdout.label_map, "classes": list(holdout.classes), **scored}
 

@@ -100,32 +100,39 @@ class TrainedModel:
     batch_size: int = 64
 
     def prepare_points(self, cloud: np.ndarray, num_points: int | None = None) -> np.ndarray:
+        """A raw cloud ``[N, 3]`` as the encoder takes it (see :func:`prepare_cloud`)."""
         return prepare_cloud(cloud, num_points or self.record.num_points)
 
-    def encode_points(self, clouds: np.ndarray) -> torch.Tensor:
-        """L2-normalised embeddings ``[M, D]`` (float32, on the CPU) of prepared clouds ``[M, N, 3]``."""
+    def encode_points(self, clouds: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """L2-normalised embeddings ``[M, D]`` (float32, CPU) of raw clouds, each ``[N_i, 3]`` with
+        any ``N_i`` of at least :attr:`ModelRecord.num_points`; each is prepared first."""
+        return self.encode_prepared(np.stack([self.prepare_points(cloud) for cloud in clouds]))
+
+    def encode_prepared(self, clouds: np.ndarray) -> torch.Tensor:
+        """Embeddings of clouds ``[M, N, 3]`` already prepared (normalised and subsampled)."""
 
         def encode(batch: np.ndarray) -> torch.Tensor:
             return self.model.encode_points(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
 
         return encode_in_batches(encode, clouds, self.batch_size)
 
-    def encode_images(self, images: Sequence[bytes | Image.Image]) -> torch.Tensor:
-        """L2-normalised embeddings ``[M, D]`` of PNG bytes or images, through the prompted image tower."""
-        return encode_images(self.model, images, self.batch_size, self.device)
+    def encode_image(self, images: Sequence[bytes | Image.Image]) -> torch.Tensor:
+        """L2-normalised embeddings ``[M, D]`` of PNG bytes or images, through CLIP's preprocessing
+        and the prompted image tower."""
+        return encode_image_batches(self.model, images, self.batch_size, self.device)
 
     @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalised CLIP text embeddings ``[M, D]``."""
         return self.model.encode_text(list(texts)).float().cpu()
 
     def encode_classes(self, class_names: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
         """One L2-normalised embedding per class ``[C, D]``: the mean over its ``templates`` prompts."""
-        rows = [F.normalize(self.encode_texts(class_prompts(name, templates)).mean(dim=0), dim=-1) for name in class_names]
+        rows = [F.normalize(self.encode_text(class_prompts(name, templates)).mean(dim=0), dim=-1) for name in class_names]
         return torch.stack(rows)
 
 
-def encode_images(model: CG3D, images: Sequence[bytes | Image.Image], batch_size: int, device: torch.device) -> torch.Tensor:
+def encode_image_batches(model: CG3D, images: Sequence[bytes | Image.Image], batch_size: int, device: torch.device) -> torch.Tensor:
     """Images (PNG bytes or PIL images) through CLIP's own preprocessing and the prompted tower."""
 
     def encode(batch: Sequence[bytes | Image.Image]) -> torch.Tensor:

@@ -26,7 +26,7 @@ from cg3d.io import atomic_path
 from cg3d.data.dataset import select_rows
 from cg3d.data.shards import read_table
 from cg3d.models.cg3d_model import CG3D
-from cg3d.models.trained import encode_images
+from cg3d.models.trained import encode_image_batches
 from cg3d.train.distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def build_image_cache(
         table = select_rows(read_table(shard, ["object_id", "split", "views"]), "train", exclude_ids)
         rows = []
         for object_id, views in zip(table.column("object_id").to_pylist(), table.column("views").to_pylist()):
-            embedding = encode_images(model, views, batch_size, info.device).numpy()
+            embedding = encode_image_batches(model, views, batch_size, info.device).numpy()
             rows.append({"object_id": object_id, "views": len(views), "embeddings": embedding.astype("<f4").tobytes()})
         out = pa.Table.from_pylist(
             rows, schema=pa.schema([("object_id", pa.string()), ("views", pa.int32()), ("embeddings", pa.binary())])
