@@ -6,6 +6,9 @@ the old file or the whole new one. The sibling is created with mode 0666 minus t
 any ``open()``; ``tempfile.mkstemp`` would make it 0600, a mode the rename keeps, so a
 group-shared cluster folder could not read the outputs.
 
+Rendered views are decoded here, once for all of cg3d: a view is PNG bytes in a shard, and
+CLIP's preprocessing takes an RGB image.
+
 Results files (the JSON of every downstream job) are checked against
 ``workflow/schemas/results.schema.yaml`` and never written when they lack a required field or
 hold a NaN: they are the record of what produced a number.
@@ -17,6 +20,7 @@ import json
 import math
 import os
 import secrets
+from io import BytesIO
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -24,6 +28,18 @@ from typing import Iterator
 
 import jsonschema
 import yaml
+from PIL import Image
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """A rendered view's PNG bytes as an RGB image; anything else is a ValueError saying why."""
+    try:
+        with Image.open(BytesIO(data)) as image:
+            if image.format != "PNG":
+                raise ValueError(f"expected PNG bytes, got {image.format}")
+            return image.convert("RGB")
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"cannot decode PNG: {error}") from error
+
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 

@@ -159,21 +159,6 @@ def _resumable(run_id: str) -> bool:
         return False
 
 
-def stage_run(settings: dict, stage: str, run_name: str, parent_run_id: str | None):
-    """A run of ``stage`` in the config's experiment (``name``), at its ``tracking.uri``, tagged
-    with the settings' hash and nested under ``parent_run_id`` (the pretraining run)."""
-    from cg3d.settings import settings_hash
-
-    return tracked_run(
-        tracking_uri=tracking_uri_from(settings.get("tracking", {}).get("uri")),
-        experiment=settings.get("name", "cg3d"),
-        stage=stage,
-        run_name=run_name,
-        config_hash=settings_hash(settings),
-        parent_run_id=parent_run_id,
-    )
-
-
 def tracking_uri_from(config_value: str | None) -> str:
     """Config wins, then MLFLOW_TRACKING_URI, then a local sqlite store."""
     return config_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI

@@ -6,7 +6,7 @@ is chosen when the first ``Renderer`` is made (see ``rendering.gl``).
 
 from rendering.cameras import camera_poses, framing_distance, look_at_origin, view_angles
 from rendering.gl import GLPlatformUnavailable
-from rendering.png import decode_depth_png, decode_png, decode_rgb, encode_depth_png, encode_png
+from rendering.png import decode_depth_png, decode_png, encode_depth_png, encode_png
 from rendering.renderer import Renderer, RenderResult
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "camera_poses",
     "decode_depth_png",
     "decode_png",
-    "decode_rgb",
     "encode_depth_png",
     "encode_png",
     "framing_distance",

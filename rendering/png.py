@@ -46,11 +46,6 @@ def decode_png(data: bytes) -> np.ndarray:
         raise ValueError(f"cannot decode PNG: {exc}") from exc
 
 
-def decode_rgb(data: bytes) -> Image.Image:
-    """A colour view as the RGB image that CLIP's preprocessing takes."""
-    return Image.fromarray(decode_png(data)).convert("RGB")
-
-
 def encode_depth_png(depth: np.ndarray, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> bytes:
     """Encode a float HxW depth map (scene units, 0 = background) as a 16-bit millimetre PNG."""
     depth = np.asarray(depth)

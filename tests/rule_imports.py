@@ -36,9 +36,12 @@ def stages_by_env() -> dict[str, set[str]]:
     return stages
 
 
-def _imports(tree: ast.AST, module: str) -> set[str]:
+def _imports(tree: ast.Module, module: str) -> set[str]:
+    """Every import anywhere in the module; for a package root only its top-level statements, as
+    the root's functions (``cg3d.load``) are entry points for users, never run by a rule."""
     names = set()
-    for node in ast.walk(tree):
+    nodes = tree.body if module in PROJECT_PACKAGES else ast.walk(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -80,5 +83,6 @@ def modules_for(stages: set[str]) -> tuple[set[str], set[str]]:
             continue  # a name imported from a module, not a module
         project.add(name)
         parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
-        pending |= parents | _imports(ast.parse(path.read_text()), name if path.stem != "__init__" else f"{name}.x")
+        importer = name if path.stem != "__init__" or name in PROJECT_PACKAGES else f"{name}.x"
+        pending |= parents | _imports(ast.parse(path.read_text()), importer)
     return project, external

@@ -41,7 +41,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from cg3d.data.augment import PRESETS, Augmentation
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.shards import ShardError, column_to_points, count_rows, read_meta, read_table
-from rendering.png import decode_rgb
+from cg3d.io import decode_rgb
 
 SUBSAMPLE_METHODS = ("prefix", "prefix_subset", "bucket", "exact", "random")
 VIEW_CHOICES = ("random", "fixed")

@@ -11,16 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cg3d.settings import settings_hash
 from cg3d.models.trained import ModelRecord
-from cg3d.tracking import Tracker, stage_run, tracking_uri_from
+from cg3d.settings import settings_hash
+from cg3d.tracking import Tracker, tracked_run, tracking_uri_from
 
 
 @contextmanager
 def evaluation_run(settings: dict, stage: str, run_name: str, record: ModelRecord) -> Iterator[Tracker]:
-    """An MLflow run in the config's experiment, nested under the pretraining run, with the job's
-    settings (which include the pretraining and CLIP settings) as params."""
-    with stage_run(settings, stage, run_name, record.pretrain_run_id) as tracker:
+    """An MLflow run in the config's experiment (``name``) at its ``tracking.uri``, nested under the
+    pretraining run, tagged with the settings' hash, with the job's settings (which include the
+    pretraining and CLIP settings) as params."""
+    with tracked_run(
+        tracking_uri=tracking_uri_from(settings.get("tracking", {}).get("uri")),
+        experiment=settings.get("name", "cg3d"),
+        stage=stage,
+        run_name=run_name,
+        config_hash=settings_hash(settings),
+        parent_run_id=record.pretrain_run_id,
+    ) as tracker:
         tracker.log_params({key: value for key, value in settings.items() if key != "tracking"})
         provenance = record.provenance()
         tracker.set_tags({

@@ -32,11 +32,10 @@ import torch
 from cg3d.data.captions import TEMPLATES
 from cg3d.evaluate import metrics
 from cg3d.evaluate.eval_data import RetrievalSplit, retrieval_split
-from cg3d.plots import plot_gallery
 from cg3d.evaluate.job import evaluation_run, provenance_fields
+from cg3d.io import decode_rgb, write_results
 from cg3d.models.trained import TrainedModel, load_trained
-from rendering.png import decode_png
-from cg3d.io import write_results
+from cg3d.plots import plot_gallery
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ def plot_text_gallery(
     rows, flags = [], []
     for category in shown:
         order = np.argsort(-class_similarity[categories.index(category)], kind="stable")[:hits]
-        rows.append([np.asarray(decode_png(data.views[THUMBNAIL_VIEW][i])) for i in order])
+        rows.append([np.asarray(decode_rgb(data.views[THUMBNAIL_VIEW][i])) for i in order])
         flags.append([data.clouds.categories[i] == category for i in order])
     return plot_gallery([f"text: {c}" for c in shown], rows, path, hit_correct=flags)
 
