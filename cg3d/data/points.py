@@ -53,6 +53,14 @@ def normalise_to_unit_sphere(points: np.ndarray) -> np.ndarray:
     return (centred / radius).astype(np.float32)
 
 
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1; a zero or non-finite row becomes zeros, the "no normal" mark."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    lengths = np.linalg.norm(vectors, axis=1, keepdims=True)
+    usable = np.isfinite(lengths) & (lengths > 0)
+    return np.divide(vectors, lengths, out=np.zeros_like(vectors), where=usable)
+
+
 def _baked_triangles(scene: trimesh.Scene) -> trimesh.Trimesh:
     """One bare mesh (no visuals, nothing merged or repaired) with every scene-graph transform
     applied; cheaper than ``Scene.to_mesh``, which also concatenates materials and textures."""
@@ -105,8 +113,7 @@ def _resample_cloud(cloud: trimesh.PointCloud, count: int, seed: int) -> tuple[n
                 f"metadata['{NORMALS_KEY}'] has shape {normals.shape}, "
                 f"but the cloud's points have shape {points.shape}"
             )
-        lengths = np.linalg.norm(normals, axis=1, keepdims=True)
-        normals = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
+        normals = unit_vectors(normals)
     rng = np.random.default_rng(seed)
     if total >= count:
         chosen = rng.choice(total, size=count, replace=False)

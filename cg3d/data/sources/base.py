@@ -17,8 +17,34 @@ from cg3d.data.manifest import MeshRecord
 log = logging.getLogger(__name__)
 
 
-Z_UP_TO_Y_UP = trimesh.transformations.rotation_matrix(-np.pi / 2, [1.0, 0.0, 0.0])
-"""A quarter turn about x that stands a z-up object on +Y: (x, y, z) -> (x, z, -y)."""
+_rotation = trimesh.transformations.rotation_matrix
+TO_Y_UP = {
+    "x": _rotation(np.pi / 2, [0.0, 0.0, 1.0]),  # (x, y, z) -> (-y, x, z)
+    "y": np.eye(4),
+    "z": _rotation(-np.pi / 2, [1.0, 0.0, 0.0]),  # (x, y, z) -> (x, z, -y)
+    "-x": _rotation(-np.pi / 2, [0.0, 0.0, 1.0]),  # (x, y, z) -> (y, -x, z)
+    "-y": _rotation(np.pi, [1.0, 0.0, 0.0]),  # (x, y, z) -> (x, -y, -z)
+    "-z": _rotation(np.pi / 2, [1.0, 0.0, 0.0]),  # (x, y, z) -> (x, -z, y)
+}
+"""For each up axis a file may use, the turn (a rotation, never a mirror) that stands it on +Y."""
+UP_AXES = tuple(TO_Y_UP)
+
+
+def stand_upright(
+    geometry: trimesh.Scene | trimesh.PointCloud, up_axis: str
+) -> trimesh.Scene | trimesh.PointCloud:
+    """Turn ``geometry`` (in place, and returned) from standing on ``up_axis`` to standing on +Y,
+    the pipeline's one frame; a cloud's own normals (``metadata["normals"]``) turn with it."""
+    if up_axis not in TO_Y_UP:
+        raise ValueError(f"up axis must be one of {', '.join(UP_AXES)}, got {up_axis!r}")
+    if up_axis == "y":
+        return geometry
+    turn = TO_Y_UP[up_axis]
+    geometry.apply_transform(turn)
+    normals = geometry.metadata.get(NORMALS_KEY)
+    if normals is not None:
+        geometry.metadata[NORMALS_KEY] = np.asarray(normals) @ turn[:3, :3].T
+    return geometry
 
 
 class DatasetMissing(FileNotFoundError):
@@ -84,13 +110,7 @@ class MeshSource(ABC):
     def load_upright(self, record: MeshRecord) -> trimesh.Scene | trimesh.PointCloud:
         """The geometry standing on +Y, the pipeline's one frame: renders and points agree, and
         the augmentations' turns about the up axis spin it about its own vertical."""
-        geometry = self.load(record)
-        if self.up_axis == "z":
-            geometry.apply_transform(Z_UP_TO_Y_UP)
-            normals = geometry.metadata.get(NORMALS_KEY)  # a resampled cloud's own normals
-            if normals is not None:
-                geometry.metadata[NORMALS_KEY] = np.asarray(normals) @ Z_UP_TO_Y_UP[:3, :3].T
-        return geometry
+        return stand_upright(self.load(record), self.up_axis)
 
 
 def unreadable_reason(path: Path) -> str | None:

@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 from trimesh import creation
 
-from cg3d.data.sources.base import MeshSource
+from cg3d.data.sources.base import TO_Y_UP, MeshSource
 from cg3d.data.meshes import clean_geometry
 from cg3d.data.manifest import MeshRecord, hash_split
 
@@ -175,7 +175,6 @@ SHAPES: dict[str, Callable[[np.random.Generator], _Parts]] = {
     "bottle": _bottle,
     "stairs": _stairs,
 }
-_Z_UP_TO_Y_UP = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
 
 
 def _translation(x: float, y: float, z: float) -> np.ndarray:
@@ -187,7 +186,7 @@ def generate(shape: str, index: int, seed: int) -> trimesh.Scene:
     rng = np.random.default_rng((seed, index))
     scene = trimesh.Scene()
     for name, part in SHAPES[shape](rng).items():
-        part.apply_transform(_Z_UP_TO_Y_UP)
+        part.apply_transform(TO_Y_UP["z"])
         rgba = np.append(rng.integers(40, 256, 3), 255).astype(np.uint8)
         part.visual = trimesh.visual.ColorVisuals(
             part, vertex_colors=np.tile(rgba, (len(part.vertices), 1))
