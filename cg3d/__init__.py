@@ -15,8 +15,9 @@ __version__ = "0.1.0"
 
 
 def load(source: str, device: str = "auto", batch_size: int = 64) -> "TrainedModel":
-    """The trained model at ``source``: a ``checkpoint.pt`` path, or an MLflow ``runs:/<run id>/model``
-    or ``models:/<name>/<version>`` URI. Imported lazily, so ``import cg3d`` stays light."""
+    """The trained model at ``source``: a ``checkpoint.pt`` path, or an MLflow ``runs:/<run id>/model``,
+    ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` URI in MLflow's current store
+    (:mod:`cg3d.inference.model_source`). Imported lazily, so ``import cg3d`` stays light."""
     from cg3d.inference.model_source import resolve_checkpoint
     from cg3d.models.trained import load_trained
 

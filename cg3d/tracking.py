@@ -8,6 +8,7 @@ MLflow UI's compare view lines pretraining settings up against evaluation scores
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -19,6 +20,9 @@ from urllib.parse import unquote
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# MLflow's experiment-kind tag (what the UI's experiment type selector writes): cg3d trains models.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, str]:
@@ -68,6 +72,17 @@ class Tracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         self._mlflow.set_tags(tags)
 
+    def log_dataset(self, name: str, files: list[Path], digest: str, context: str = "training") -> None:
+        """``files`` as the run's dataset input (the runs table's Dataset column), known by the
+        folder that holds them and ``digest``, a digest of their content; nothing is uploaded."""
+        from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+        from mlflow.data.meta_dataset import MetaDataset
+
+        folder = os.path.commonpath([Path(file).resolve().parent for file in files])
+        source = get_dataset_source_from_json(json.dumps({"uri": folder}), source_type="local")
+        dataset = MetaDataset(source, name=name, digest=digest)
+        self._mlflow.log_input(dataset, context=context)
+
 
 class NullTracker:
     """What non-main ranks get: the same interface, no side effects."""
@@ -84,6 +99,9 @@ class NullTracker:
         pass
 
     def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+    def log_dataset(self, name: str, files: list[Path], digest: str, context: str = "training") -> None:
         pass
 
 
@@ -107,7 +125,7 @@ def tracked_run(
 
     create_sqlite_store_at_once(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    mark_model_training(mlflow.set_experiment(experiment))
     tags = {"stage": stage, "config_hash": config_hash, "git_commit": git_commit()}
     if resume_run_id and not _resumable(resume_run_id):
         log.warning("MLflow run %s is gone or deleted from %s: logging to a new run that records it",
@@ -119,6 +137,19 @@ def tracked_run(
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name, tags=tags) as run:
         log.info("MLflow run %s (%s) at %s", run.info.run_id, stage, tracking_uri)
         yield Tracker(run)
+
+
+def mark_model_training(experiment) -> None:
+    """Tag the experiment as model training (unless its kind was chosen already, e.g. in the UI).
+
+    MLflow 3's UI has two workflows, GenAI and machine learning. The tag is MLflow's record of an
+    experiment's kind; MLflow 3.17's UI itself picks the workflow from its sidebar toggle (kept
+    per browser) or a ``?workflowType=machine_learning`` link, so README gives that link too.
+    """
+    import mlflow
+
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 def create_sqlite_store_at_once(tracking_uri: str) -> None:

@@ -1,15 +1,19 @@
-"""Checkpoints hold only tensors and plain containers; a pickled payload is refused, never run."""
+"""Checkpoints hold only tensors and plain containers; a pickled payload is refused, never run,
+and a file that is no cg3d checkpoint is refused naming it and why."""
 
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
 from cg3d.models.trained import load_trained
+import cg3d
 from cg3d.models.checkpoint import (
+    NotACheckpoint,
     UnsafeCheckpoint,
     load_checkpoint,
     load_pretraining,
@@ -55,6 +59,29 @@ def test_evaluation_loading_refuses_the_payload_too(hostile_checkpoint, tmp_path
     with pytest.raises(UnsafeCheckpoint, match="downloaded.pt"):
         load_trained(path, tmp_path / "run.json", device="cpu")
     assert not marker.exists()
+
+
+def _write_zip(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not torch")
+
+
+NOT_CHECKPOINTS = {
+    "chair.ply": (lambda path: path.write_text("ply\nformat ascii 1.0\n"), "not a PyTorch checkpoint"),
+    "empty.pt": (lambda path: path.write_bytes(b""), "not a PyTorch checkpoint"),
+    "archive.pt": (_write_zip, "torch cannot read it"),
+    "tensor.pt": (lambda path: torch.save(torch.zeros(3), path), "it holds a Tensor, not a dict"),
+    "last.pt": (lambda path: torch.save({"epoch": 1}, path), r"lacks \['clip_info', 'point_encoder', 'spec'\]"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_CHECKPOINTS)
+def test_a_file_that_is_not_a_cg3d_checkpoint_is_refused_naming_it_and_why(tmp_path, name):
+    write, reason = NOT_CHECKPOINTS[name]
+    write(tmp_path / name)
+    with pytest.raises(NotACheckpoint, match=f"{name} is not a .*{reason}") as refused:
+        cg3d.load(str(tmp_path / name), device="cpu")
+    assert "\n" not in str(refused.value)
 
 
 def test_training_state_round_trips_under_weights_only(tmp_path):

@@ -20,38 +20,18 @@ from cg3d.models.checkpoint import load_checkpoint
 from cg3d.train.plan import phases
 from cg3d.train.pretrain import NonFiniteLoss, Pretrainer, pretrain
 from cg3d.train.distributed import init_distributed
-from toy_shards import build_toy_shards
-from workflow_config import REPO, small_config
+from workflow_config import REPO, tiny_settings
 
 
-@pytest.fixture(scope="module")
-def toy_shards(tmp_path_factory) -> list[Path]:
-    return build_toy_shards(tmp_path_factory.mktemp("toy"))
+def test_cached_schedule_trains_and_tracks(cached_pretraining, toy_shards):
+    settings, summary, out_dir = cached_pretraining.settings, cached_pretraining.summary, cached_pretraining.out_dir
 
-
-def tiny_settings(tmp_path: Path, **pretrain) -> dict:
-    config = small_config()
-    train = dict(config["pretrain"], batch_size=4, epochs=2, prompt_epochs=1, num_points=256, workers=0,
-                 encoder_size="small", warmup_epochs=0)
-    train.update(pretrain)
-    return {
-        "name": "test-pretrain",
-        "clip": config["clip"],
-        "pretrain": train,
-        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-    }
-
-
-def test_cached_schedule_trains_and_tracks(toy_shards, tmp_path):
-    settings = tiny_settings(tmp_path, schedule="cached")
-    summary = pretrain(settings, toy_shards, tmp_path / "run")
-
-    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    run_json = json.loads((out_dir / "run.json").read_text())
     assert run_json["mlflow_run_id"] == summary["mlflow_run_id"]
     assert run_json["clip_pretrained"] is False
-    assert (tmp_path / "run" / "loss_curves.png").stat().st_size > 0
-    assert len(list((tmp_path / "run" / "image_cache").glob("*.parquet"))) == len(toy_shards)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert (out_dir / "loss_curves.png").stat().st_size > 0
+    assert len(list((out_dir / "image_cache").glob("*.parquet"))) == len(toy_shards)
+    state = torch.load(out_dir / "checkpoint.pt", weights_only=False)
     assert {"point_encoder", "visual_prompts", "spec"} <= set(state)
 
     client = mlflow.MlflowClient(tracking_uri=settings["tracking"]["uri"])
@@ -172,6 +152,8 @@ def test_killing_the_launcher_kills_its_worker_and_the_rerun_finishes_as_if_unin
     assert "rank 0 of 1 joined a gloo process group" in log  # a world of one runs the collectives too
     assert f"resumed from {out_dir / 'last.pt'} at phase {killed_at['phase_index']} epoch {killed_at['epoch']}" in log
     assert json.loads((out_dir / "run.json").read_text())["mlflow_run_id"] == killed_at["mlflow_run_id"]
+    registry = mlflow.MlflowClient(tracking_uri=settings["tracking"]["uri"])
+    assert [v.run_id for v in registry.search_model_versions("name = 'cg3d-test-pretrain'")] == [killed_at["mlflow_run_id"]]
     (resumed, resumed_losses), (uninterrupted, uninterrupted_losses) = _trained(out_dir), _trained(tmp_path / "whole")
     assert resumed_losses == uninterrupted_losses and len(resumed_losses["alternating/loss_total"]) == 3
     for part in ("point_encoder", "visual_prompts"):
@@ -187,6 +169,7 @@ def test_two_gloo_processes_train_together(toy_shards, tmp_path):
     assert run["world_size"] == 2
     client = mlflow.MlflowClient(tracking_uri=settings["tracking"]["uri"])
     assert len(client.search_runs([client.get_experiment_by_name("test-pretrain").experiment_id])) == 1
+    assert len(client.search_model_versions("name = 'cg3d-test-pretrain'")) == 1  # rank 0 alone logs the model
 
 
 def test_the_global_batch_is_loaded_in_chunks_and_stepped_once_per_batch(toy_shards, tmp_path):

@@ -18,8 +18,8 @@ from cg3d.train.distributed import init_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.pretrain import Pretrainer
 from cg3d.train.run_key import set_aside, shard_digests
-from test_pretrain import tiny_settings
 from toy_shards import build_toy_shards
+from workflow_config import tiny_settings
 
 
 @pytest.fixture(scope="module")

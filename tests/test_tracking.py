@@ -1,4 +1,5 @@
-"""The MLflow store survives a process killed while it creates it."""
+"""The MLflow store survives a process killed while it creates it; experiments are marked as model
+training unless their kind was chosen otherwise."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-from cg3d.tracking import tracked_run
+import mlflow
+
+from cg3d.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING, tracked_run
 
 KILLED_WHILE_MIGRATING_THE_STORE = textwrap.dedent("""
     import os, signal
@@ -31,3 +34,17 @@ def test_a_store_half_created_by_a_killed_process_does_not_break_the_next_run(tm
     with tracked_run(tracking_uri="sqlite:///mlflow.db", experiment="e", stage="s", run_name="r",
                      config_hash="h") as tracker:  # fmt: skip
         tracker.log_metrics({"loss": 1.0}, step=0)
+
+
+def test_experiments_are_marked_as_model_training_and_a_kind_chosen_in_the_ui_is_kept(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def run() -> dict[str, str]:
+        with tracked_run(tracking_uri=uri, experiment="e", stage="s", run_name="r", config_hash="h"):
+            pass
+        return mlflow.MlflowClient(uri).get_experiment_by_name("e").tags
+
+    assert run()[EXPERIMENT_KIND_TAG] == MODEL_TRAINING == "custom_model_development"
+    experiment_id = mlflow.MlflowClient(uri).get_experiment_by_name("e").experiment_id
+    mlflow.MlflowClient(uri).set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "genai_development")
+    assert run()[EXPERIMENT_KIND_TAG] == "genai_development"

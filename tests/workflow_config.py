@@ -48,3 +48,17 @@ def write_config(directory: Path, config: dict) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def tiny_settings(tmp_path: Path, **pretrain) -> dict:
+    """Pretraining settings of a run that takes seconds, tracked in a SQLite store in ``tmp_path``."""
+    config = small_config()
+    train = dict(config["pretrain"], batch_size=4, epochs=2, prompt_epochs=1, num_points=256, workers=0,
+                 encoder_size="small", warmup_epochs=0)
+    train.update(pretrain)
+    return {
+        "name": "test-pretrain",
+        "clip": config["clip"],
+        "pretrain": train,
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+    }

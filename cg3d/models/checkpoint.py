@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -24,6 +25,10 @@ _PLAIN_LEAVES = (torch.Tensor, str, bytes, int, float, bool, type(None))
 
 class UnsafeCheckpoint(ValueError):
     """A checkpoint holds something other than tensors and plain containers; it was not loaded."""
+
+
+class NotACheckpoint(ValueError):
+    """A file that is not a cg3d checkpoint (another file, or another program's checkpoint)."""
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -55,20 +60,29 @@ def plain_state(value, key: str = "state"):
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict | None:
     """The saved state, or None when there is nothing to resume from.
 
-    Raises UnsafeCheckpoint, naming the file, when it holds pickled objects: they are not run.
+    Raises UnsafeCheckpoint, naming the file, when it holds pickled objects: they are not run;
+    NotACheckpoint, naming the file and the reason, when it is no checkpoint of a dict at all.
     """
     path = Path(path)
     if not path.exists():
         return None
+    if not zipfile.is_zipfile(path):  # what torch.save writes, and so every cg3d checkpoint
+        what = "a folder" if path.is_dir() else "not a PyTorch checkpoint (not the zip archive torch.save writes)"
+        raise NotACheckpoint(f"{path} is not a cg3d checkpoint: {what}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        what = f"a pickled reference to {found.group(1)}" if found else "pickled objects"
+        if found is None:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise NotACheckpoint(f"{path} is not a cg3d checkpoint: torch cannot read it ({reason})") from None
         raise UnsafeCheckpoint(
-            f"refusing to load checkpoint {path}: it holds {what}, not only tensors and plain "
-            "containers. Nothing in it was run; load only checkpoints that cg3d wrote"
+            f"refusing to load checkpoint {path}: it holds a pickled reference to {found.group(1)}, not only "
+            "tensors and plain containers. Nothing in it was run; load only checkpoints that cg3d wrote"
         ) from None
+    if not isinstance(state, dict):
+        raise NotACheckpoint(f"{path} is not a cg3d checkpoint: it holds a {type(state).__name__}, not a dict")
+    return state
 
 
 def load_pretraining(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -78,6 +92,6 @@ def load_pretraining(path: str | Path, map_location: str | torch.device = "cpu")
         raise FileNotFoundError(f"no pretraining checkpoint at {path}: run the pretrain rule first")
     missing = {"spec", "clip_info", "point_encoder"} - set(state)
     if missing:
-        raise ValueError(f"{path} is not a finished CG3D checkpoint (lacks {sorted(missing)}): pass the "
-                         "checkpoint.pt that pretraining writes at its end, not last.pt")
+        raise NotACheckpoint(f"{path} is not a finished CG3D checkpoint (lacks {sorted(missing)}): pass the "
+                             "checkpoint.pt that pretraining writes at its end, not last.pt")
     return state

@@ -51,7 +51,8 @@ from cg3d.train.grad_cache import GradCache
 from cg3d.data.holdout import Holdout
 from cg3d.models.optim import point_optimizer, prompt_optimizer
 from cg3d.train.plan import lr_schedules, per_process_chunk, phases
-from cg3d.train.run_key import run_key, set_aside, shard_digests
+from cg3d.train.mlflow_model import log_trained_model
+from cg3d.train.run_key import run_key, set_aside, shard_digests, shards_digest
 from cg3d.train.parent_death import die_with_parent
 from cg3d.train.run_lock import run_directory_lock
 
@@ -327,6 +328,7 @@ class Pretrainer:
                 tracker.log_params(self.settings)
                 tracker.log_params({"clip_info": self.model.clip_info, "holdout_objects": len(self.held_out_ids)})
                 tracker.set_tags({"clip_pretrained": str(self.model.clip_info["clip_pretrained"]).lower()})
+                tracker.log_dataset(self.train["dataset"], self.shard_paths, shards_digest(self.shard_digests))
             total_started = time.perf_counter()
             while self.phase_index < len(plan):
                 phase, epochs = plan[self.phase_index]
@@ -374,7 +376,7 @@ class Pretrainer:
             curves = {k: v for k, v in self.history.items() if "/loss_" in k}
             plot = plot_loss_curves(curves, self.out_dir / "loss_curves.png", xlabel="epoch")
             tracker.log_artifact(plot)
-            tracker.log_artifact(checkpoint, "model")
+            summary["mlflow_model"] = log_trained_model(checkpoint, self.settings["name"], summary["embed_dim"])
             with atomic_path(self.out_dir / "run.json") as tmp:
                 tmp.write_text(json.dumps(summary, indent=2) + "\n")
         distributed.barrier()

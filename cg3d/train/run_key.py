@@ -23,7 +23,17 @@ def shard_digests(paths: Iterable[Path]) -> dict[str, str]:
 
 def run_key(settings_hash: str, digests: dict[str, str]) -> str:
     """The settings' hash and every shard's name and content, as one short key."""
-    combined = hashlib.sha256(settings_hash.encode())
+    return _combined(settings_hash, digests)
+
+
+def shards_digest(digests: dict[str, str]) -> str:
+    """Every shard's name and content as one short digest: the training data's identity (the
+    digest of the run's MLflow dataset input)."""
+    return _combined("", digests)
+
+
+def _combined(prefix: str, digests: dict[str, str]) -> str:
+    combined = hashlib.sha256(prefix.encode())
     for name, digest in sorted(digests.items()):
         combined.update(f"\0{name}\0{digest}".encode())
     return combined.hexdigest()[:16]
