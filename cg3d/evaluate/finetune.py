@@ -48,13 +48,6 @@ log = logging.getLogger(__name__)
 
 ARMS = ("pretrained", "scratch")
 
-def resolve_settings(section: dict | None) -> dict:
-    """``finetune.settings`` with the schema's defaults for every key it leaves out; a wrong key
-    or type is refused, naming it (the schema, ``workflow/schemas/config.schema.yaml``, holds
-    the defaults and what each means)."""
-    return settings_of("finetune", section)
-
-
 # ------------------------------------------------------------------------------------ the model
 
 
@@ -260,7 +253,7 @@ def finetune(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpo
     run) whose per-epoch metrics are prefixed by arm: ``pretrained/train_loss``,
     ``scratch/test_top1``, ... Returns the results dict.
     """
-    cfg = resolve_settings(settings.get("finetune"))
+    cfg = settings_of("finetune", settings.get("finetune"))
     shard_paths = sorted(Path(p) for p in shard_paths)
     out_path_json, work_dir = Path(out_path_json), Path(work_dir)
     state = load_pretraining(pretrain_checkpoint)

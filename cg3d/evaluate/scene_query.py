@@ -53,18 +53,6 @@ HEAT_REDUCTIONS = ("max", "mean")
 _COLOURMAP = "inferno"
 
 
-def resolve_settings(section: dict | None) -> dict:
-    """``scene_query.settings`` with the schema's defaults for every key it leaves out; a wrong
-    key or type is refused, naming it (the schema holds the defaults and what each means)."""
-    resolved = settings_of("scene_query", section)
-    if not resolved["region_sizes"] or min(resolved["region_sizes"]) < resolved["num_points"]:
-        raise ValueError(
-            f"scene_query.region_sizes {resolved['region_sizes']} must each hold at least num_points="
-            f"{resolved['num_points']} points"
-        )
-    return resolved
-
-
 # ---------------------------------------------------------------------------------------- regions
 
 
@@ -254,7 +242,7 @@ def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_chec
     ``scene_query_<scene>/<query>.ply`` per scene, and ``scene_query.json`` (means over scenes,
     file list). One MLflow run, stage ``scene_query``, parented to the pretraining run.
     """
-    cfg = resolve_settings(settings.get("scene_query"))
+    cfg = settings_of("scene_query", settings.get("scene_query"))
     out_dir = Path(out_dir)
     state = load_pretraining(pretrain_checkpoint)
     pretrain_summary = state.get("summary", {})
