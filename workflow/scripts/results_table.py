@@ -1,0 +1,56 @@
+"""The results table of the report: every number of the run's results files, one row per metric.
+
+Run by the results_table rule (``script:``), which hands over ``snakemake.input.results`` and
+``snakemake.output.table``. Standard library only, so it runs in any of the rules' envs. (No
+``from __future__`` import: Snakemake puts its preamble before the script's first line.)
+"""
+
+import html
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+# The sections of a results file that hold its scores (zero-shot and retrieval: metrics;
+# fine-tuning: arms and their difference; scene queries: means), in the order they are shown.
+SCORE_SECTIONS = ("metrics", "arms", "difference", "means")
+# Per-class scores stay in the results files: a row each would bury the headline numbers.
+LEFT_OUT = ("per_class",)
+
+
+def numbers(value, name: str) -> Iterator[tuple[str, float]]:
+    """(dotted name, number) of every number under ``value``, but the per-class scores."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not str(key).startswith(LEFT_OUT):
+                yield from numbers(inner, f"{name}.{key}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield name, value
+
+
+def rows(path: Path) -> Iterator[tuple[str, str, float]]:
+    """(results file, metric, value) of one results file."""
+    document = json.loads(path.read_text())
+    for section in SCORE_SECTIONS:
+        for name, value in numbers(document.get(section, {}), section):
+            yield path.stem, name, value
+
+
+def table_html(paths: list[Path]) -> str:
+    cells = "\n".join(
+        f"<tr><td>{html.escape(stem)}</td><td>{html.escape(name)}</td><td>{value:.4g}</td></tr>"
+        for path in paths
+        for stem, name, value in rows(path)
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>cg3d results</title>"
+        "<style>td, th {padding: 2px 10px; text-align: left} td:last-child {text-align: right}</style>"
+        "</head><body>\n<table>\n<tr><th>results file</th><th>metric</th><th>value</th></tr>\n"
+        f"{cells}\n</table>\n</body></html>\n"
+    )
+
+
+def main(results: list[str], table: str) -> None:
+    Path(table).write_text(table_html([Path(path) for path in results]))
+
+
+main(snakemake.input.results, snakemake.output.table)  # noqa: F821 (given by Snakemake's script directive)
