@@ -264,4 +264,5 @@ def finetune_settings(wildcards):
 def results_files():
     """Every results file `all` makes: the evaluations, fine-tuning and the scene queries."""
     evaluations = [f"{RESULTS}/{target}.json" for target in EVALUATE["targets"]]
-    return [*evaluations, f"{RESULTS}/finetune_{config['finetune']['dataset']}.json", f"{SCENE_QUERY_DIR}/scene_query.json"]
+    finetune = f"{RESULTS}/finetune_{config['finetune']['dataset']}.json"
+    return [*evaluations, finetune, f"{SCENE_QUERY_DIR}/scene_query.json"]

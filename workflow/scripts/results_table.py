@@ -35,11 +35,10 @@ def rows(path: Path) -> Iterator[tuple[str, str, float]]:
             yield path.stem, name, value
 
 
-def table_html(paths: list[Path]) -> str:
+def table_html(table_rows: list[tuple[str, str, float]]) -> str:
     cells = "\n".join(
         f"<tr><td>{html.escape(stem)}</td><td>{html.escape(name)}</td><td>{value:.4g}</td></tr>"
-        for path in paths
-        for stem, name, value in rows(path)
+        for stem, name, value in table_rows
     )
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>cg3d results</title>"
@@ -49,8 +48,10 @@ def table_html(paths: list[Path]) -> str:
     )
 
 
-def main(results: list[str], table: str) -> None:
-    Path(table).write_text(table_html([Path(path) for path in results]))
+def main(results: list[str], table: str, log: str) -> None:
+    table_rows = [row for path in results for row in rows(Path(path))]
+    Path(table).write_text(table_html(table_rows))
+    Path(log).write_text(f"{len(table_rows)} numbers from {len(results)} results files\n")
 
 
-main(snakemake.input.results, snakemake.output.table)  # noqa: F821 (given by Snakemake's script directive)
+main(snakemake.input.results, snakemake.output.table, snakemake.log[0])  # noqa: F821 (given by the script directive)
