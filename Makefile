@@ -7,7 +7,7 @@ CORES ?= 2
 export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup all test test-slow test-cluster test-faults test-envs bench clean
+.PHONY: setup all report test test-slow test-cluster test-faults test-envs bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 all: setup
 	$(BIN)/python scripts/unlock_after_crash.py $(BIN)/snakemake
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete all
+
+# report.html: every figure of the run with its caption and the results table, after `make all`.
+report: setup
+	$(BIN)/snakemake --cores $(CORES) --report report.html all
 
 test: setup
 	$(BIN)/pytest -q
@@ -44,4 +48,4 @@ bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf data results runs logs .snakemake mlflow.db mlruns
+	rm -rf data results runs logs .snakemake mlflow.db mlruns report.html

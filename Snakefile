@@ -1,16 +1,20 @@
-# cg3d: CLIP goes 3D, as a Snakemake workflow. Stages live in workflow/rules/, one file each.
-import os
+# cg3d: CLIP goes 3D, as a Snakemake workflow. Stages live in workflow/rules/, one file each;
+# workflow/rules/common.smk holds the paths and every helper they call.
+from snakemake.utils import min_version
 
 from cg3d.config import validate_config
+
+min_version("9.0")
+
 
 configfile: "config.yaml"
 
 
+# Refuses a wrong key naming it, and fills in the schema's defaults.
 validate_config(config)
 
-# Rules call `python -m cg3d ...`; this keeps them working from a source checkout, in a conda
-# env (--use-conda) and on cluster nodes, without requiring an installed console script.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -21,12 +25,12 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         [dataset_done(name) for name in config["build"]],
         rules.pretrain.output.checkpoint,
-        [f"{RESULTS}/{target}.json" for target in config["evaluate"]["targets"]],
-        rules.scene_query.output.summary,
-        f"{RESULTS}/finetune_{config['finetune']['dataset']}.json",
+        results_files(),
+        rules.results_table.output.table,

@@ -1,7 +1,8 @@
 """Load and validate the pipeline config against workflow/schemas/config.schema.yaml.
 
 The Snakefile and the CLI both go through :func:`validate_config`, so a wrong key or type fails
-the same way everywhere: naming the key and the reason, before any work starts.
+the same way everywhere: naming the key and the reason, before any work starts. A valid config
+comes back with the schema's defaults filled in, so the rules read every setting from it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 from cg3d.data.augment import build_augmentation
 from cg3d.data.captions import TEMPLATES, TEMPLATES_FILE
 from cg3d.data.label_map import MODELNET40_CLASSES
-from cg3d.settings import ConfigError, config_validator, key_of, numbers_from_strings
+from cg3d.settings import ConfigError, config_validator, fill_defaults, key_of, numbers_from_strings
 
 
 def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
@@ -46,11 +47,13 @@ def _problem(error: jsonschema.ValidationError) -> str:
 
 
 def validate_config(config: dict) -> dict:
-    """Raise ConfigError naming every offending key; return the config when valid (numbers given
-    as strings by a nested ``--config`` are turned into numbers in place)."""
+    """Raise ConfigError naming every offending key; return the config when valid, with the
+    schema's defaults filled in and numbers given as strings by a nested ``--config`` turned into
+    numbers (both in place)."""
     numbers_from_strings(config)
     errors = sorted(config_validator().iter_errors(config), key=lambda e: list(e.absolute_path))
     problems = [_problem(e) for e in errors]
+    fill_defaults(config, config_validator().schema)
     datasets = config.get("datasets", {})
     references = [("build", name) for name in config.get("build", [])]
     for section in ("pretrain", "finetune", "scene_query"):
@@ -61,6 +64,7 @@ def validate_config(config: dict) -> dict:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
     problems += _evaluation_problems(config) + _holdout_problems(config)
     problems += _augment_problems(config) + _caption_problems(config) + _batch_problems(config)
+    problems += _region_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -134,6 +138,20 @@ def _batch_problems(config: dict) -> list[str]:
         return [f"config key 'pretrain.batch_size': the global batch {batch} does not split into {nodes} nodes "
                 f"x {nproc} processes x {accum} chunks (pretrain.grad_accum)"]
     return []
+
+
+def _region_problems(config: dict) -> list[str]:
+    """Every scene-query region must hold the points the encoder is fed."""
+    settings = config.get("scene_query", {}).get("settings")
+    if not isinstance(settings, dict):
+        return []  # the schema reports it
+    sizes, num_points = settings.get("region_sizes"), settings.get("num_points")
+    if not (isinstance(sizes, list) and sizes and all(isinstance(n, int) for n in [*sizes, num_points])):
+        return []  # the schema reports it
+    if min(sizes) >= num_points:
+        return []
+    return [f"config key 'scene_query.settings.region_sizes': {sizes} must each hold at least "
+            f"num_points={num_points} points"]
 
 
 def _caption_problems(config: dict) -> list[str]:

@@ -1,8 +1,9 @@
 """Schema-checked settings: the bottom layer every stage reads its settings through.
 
 ``workflow/schemas/config.schema.yaml`` is the one place defaults and types live. This module
-loads it, checks a section's settings against it (errors name the key), fills the defaults, and
-hashes settings for provenance; ``cg3d.config`` adds the cross-key rules of a whole config.
+loads it, checks a section's settings against it (errors name the key), fills in the schema's
+defaults, and hashes settings for provenance; ``cg3d.config`` adds the cross-key rules of a
+whole config.
 """
 
 from __future__ import annotations
@@ -78,9 +79,20 @@ def _set(config: dict, path: list, value) -> bool:
     return True
 
 
+def fill_defaults(instance: dict, schema: dict) -> dict:
+    """Set every key that ``schema`` gives a default and ``instance`` leaves out, through nested
+    ``properties``: the schema is the one place the defaults live. Returns ``instance``."""
+    for key, option in schema.get("properties", {}).items():
+        if key not in instance and "default" in option:
+            instance[key] = copy.deepcopy(option["default"])
+        if isinstance(instance.get(key), dict):
+            fill_defaults(instance[key], option)
+    return instance
+
+
 def settings_of(section: str, given: dict | None) -> dict:
-    """``<section>.settings`` checked against the schema (errors name the key) with every key it
-    leaves out set to the schema's default: the schema is the one place the defaults live."""
+    """``<section>.settings`` checked against the schema (errors name the key), with the schema's
+    default for every key it leaves out, for a stage called with settings no config went through."""
     schema = config_validator().schema["properties"][section]["properties"]["settings"]
     settings = copy.deepcopy(given or {})
     validator = jsonschema.Draft202012Validator(schema)
@@ -89,9 +101,7 @@ def settings_of(section: str, given: dict | None) -> dict:
     problems = [f"config key '{section}.settings.{key_of(e)}': {e.message}" for e in errors]
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    for key, option in schema["properties"].items():
-        settings.setdefault(key, copy.deepcopy(option["default"]))
-    return settings
+    return fill_defaults(settings, schema)
 
 
 def settings_hash(settings: dict) -> str:

@@ -19,7 +19,7 @@ PROJECT_PACKAGES = ("cg3d", "rendering")
 STAGE_RUNS = {"launch-pretrain": ("launch-pretrain", "pretrain")}
 _RULE = re.compile(r"^(?:rule|checkpoint) (\w+):", re.M)
 _ENV = re.compile(r'conda:\s*"\.\./\.\./envs/(\w+)\.yaml"')
-_STAGE = re.compile(r"\{CG3D\} ([\w-]+)")
+_STAGE = re.compile(r'shell:\s*"(?:\w+=\S+ )*cg3d ([\w-]+)')  # the `cg3d` of workflow/rules/common.smk
 
 
 def stages_by_env() -> dict[str, set[str]]:

@@ -10,49 +10,14 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from layouts import write_modelnet_raw
 from test_workflow import snakemake, yaml_default
-from workflow_config import small_config, write_config
+from workflow_config import eval_config, write_config
 
 from cg3d.config import ConfigError, validate_config
 from cg3d.data.label_map import MODELNET40_CLASSES
 from cg3d.io import read_results
 
 TARGETS = ("results/zeroshot_modelnet40.json", "results/retrieval_toy.json")
-
-
-def eval_config(**evaluate) -> dict:
-    """The small synthetic config with a tiny pretraining, and as `all`'s evaluations retrieval on
-    the toy dataset and zero-shot on a ModelNet40 fixture (not in `build`: only its point shards
-    are made for it)."""
-    config = small_config()
-    config["datasets"]["modelnet40"] = {"source": "modelnet40", "root": "resources/ModelNet40"}
-    config["datasets"]["toy"]["count"] = 24  # enough that fine-tuning's test split shares classes with train
-    config["data"]["objects_per_shard"] = 12  # few shards: fewer job launches
-    config["pretrain"].update(batch_size=4, epochs=1, prompt_epochs=0, num_points=256, workers=0,
-                              warmup_epochs=0, device="cpu")  # fmt: skip
-    config["evaluate"].update(
-        num_points=256,
-        batch_size=16,
-        device="cpu",
-        zeroshot={"modelnet40": {"dataset": "modelnet40", "split": "test", "label_map": None, "classes": "modelnet40"}},
-        retrieval={"toy": {"split": "test", "views": [0, 2]}},
-        gallery={"queries": 3, "hits": 4},
-        targets=["zeroshot_modelnet40", "retrieval_toy"],
-    )
-    config["evaluate"].update(evaluate)
-    return config
-
-
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("eval-workflow")
-    write_modelnet_raw(workdir / "resources/ModelNet40", {"chair": (2, 2), "night_stand": (2, 1)})
-    write_config(workdir, eval_config())
-    result = snakemake(workdir, "all")
-    logs = "".join(p.read_text()[-2000:] for p in (workdir / "logs").rglob("*.log"))
-    assert result.returncode == 0, result.stderr[-4000:] + logs
-    return workdir
 
 
 def rules_to_run(workdir: Path, config: dict, *targets: str) -> list[str]:
@@ -66,12 +31,12 @@ def rules_to_run(workdir: Path, config: dict, *targets: str) -> list[str]:
     return sorted(set(re.findall(r"^rule (\w+):", result.stdout, flags=re.M)))
 
 
-def test_run_writes_valid_results_linked_to_the_pretraining_run(ran):
-    pretrain_run_id = json.loads((ran / "runs/test-run/pretrain/run.json").read_text())["mlflow_run_id"]
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{ran / 'mlflow.db'}")
+def test_run_writes_valid_results_linked_to_the_pretraining_run(synthetic_run):
+    pretrain_run_id = json.loads((synthetic_run / "runs/test-run/pretrain/run.json").read_text())["mlflow_run_id"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{synthetic_run / 'mlflow.db'}")
     stages = {}
     for target in TARGETS:
-        document = read_results(ran / target)
+        document = read_results(synthetic_run / target)
         assert document["mlflow"]["pretrain_run_id"] == pretrain_run_id
         assert document["model"]["checkpoint"] == "runs/test-run/pretrain/checkpoint.pt"
         run = client.get_run(document["mlflow"]["run_id"])
@@ -79,50 +44,50 @@ def test_run_writes_valid_results_linked_to_the_pretraining_run(ran):
         assert run.data.params["pretrain.epochs"] == "1"
         stages[target] = run.data.tags["stage"]
         for figure in document["figures"].values():
-            assert (ran / figure).stat().st_size > 0
+            assert (synthetic_run / figure).stat().st_size > 0
     assert stages == dict(zip(TARGETS, ["zeroshot", "retrieval"]))
-    modelnet = read_results(ran / "results/zeroshot_modelnet40.json")
+    modelnet = read_results(synthetic_run / "results/zeroshot_modelnet40.json")
     assert modelnet["counts"] == {"objects": 3, "excluded": 0, "missing": 0, "classes": 40}
     assert modelnet["class_names"] == list(MODELNET40_CLASSES) and modelnet["chance"] == 1 / 40
     assert set(modelnet["protocols"]) == {"single", "ensemble"}
 
 
-def test_all_ends_with_fine_tuning_and_scene_queries(ran):
-    finetune = json.loads((ran / "results/finetune_toy.json").read_text())
+def test_all_ends_with_fine_tuning_and_scene_queries(synthetic_run):
+    finetune = json.loads((synthetic_run / "results/finetune_toy.json").read_text())
     assert set(finetune["metrics"]["arms"]) == {"cg3d", "scratch"}
     assert set(finetune["metrics"]["difference"]) >= {"top1", "top1_vote"}
-    assert (ran / "results/finetune_toy_curves.png").stat().st_size > 0
-    summary = json.loads((ran / "results/scene_query/scene_query.json").read_text())
+    assert (synthetic_run / "results/finetune_toy_curves.png").stat().st_size > 0
+    summary = json.loads((synthetic_run / "results/scene_query/scene_query.json").read_text())
     assert set(summary["scenes"]) == {"composed_0"}
-    assert (ran / "results/scene_query/scene_query_composed_0.png").stat().st_size > 0
-    assert list((ran / "results/scene_query/scene_query_composed_0").glob("*.ply"))
+    assert (synthetic_run / "results/scene_query/scene_query_composed_0.png").stat().st_size > 0
+    assert list((synthetic_run / "results/scene_query/scene_query_composed_0").glob("*.ply"))
 
 
-def test_zero_shot_on_modelnet40_rendered_nothing(ran):
-    assert [p.name for p in (ran / "data/modelnet40/points").iterdir()] == ["shard-00000.parquet"]
-    assert not (ran / "data/modelnet40/views").exists()
-    assert not (ran / "data/modelnet40/triplets").exists()
+def test_zero_shot_on_modelnet40_rendered_nothing(synthetic_run):
+    assert [p.name for p in (synthetic_run / "data/modelnet40/points").iterdir()] == ["shard-00000.parquet"]
+    assert not (synthetic_run / "data/modelnet40/views").exists()
+    assert not (synthetic_run / "data/modelnet40/triplets").exists()
 
 
-def test_nothing_to_do_after_a_complete_run(ran):
-    assert rules_to_run(ran, eval_config(), "all", *TARGETS) == []
+def test_nothing_to_do_after_a_complete_run(synthetic_run):
+    assert rules_to_run(synthetic_run, eval_config(), "all", *TARGETS) == []
 
 
-def test_changed_shared_evaluation_setting_reruns_only_evaluations(ran):
-    assert rules_to_run(ran, eval_config(num_points=128), *TARGETS) == ["retrieval", "zeroshot"]
+def test_changed_shared_evaluation_setting_reruns_only_evaluations(synthetic_run):
+    assert rules_to_run(synthetic_run, eval_config(num_points=128), *TARGETS) == ["retrieval", "zeroshot"]
 
 
-def test_changed_setting_of_one_evaluation_reruns_only_that_one(ran):
+def test_changed_setting_of_one_evaluation_reruns_only_that_one(synthetic_run):
     zeroshot = eval_config()["evaluate"]["zeroshot"]
     zeroshot["modelnet40"] = dict(zeroshot["modelnet40"], split="train")
-    assert rules_to_run(ran, eval_config(zeroshot=zeroshot), *TARGETS) == ["zeroshot"]
-    assert rules_to_run(ran, eval_config(gallery={"queries": 2, "hits": 4}), *TARGETS) == ["retrieval"]
+    assert rules_to_run(synthetic_run, eval_config(zeroshot=zeroshot), *TARGETS) == ["zeroshot"]
+    assert rules_to_run(synthetic_run, eval_config(gallery={"queries": 2, "hits": 4}), *TARGETS) == ["retrieval"]
 
 
-def test_changed_pretraining_setting_reruns_pretraining_and_evaluations(ran):
+def test_changed_pretraining_setting_reruns_pretraining_and_evaluations(synthetic_run):
     config = eval_config()
     config["pretrain"]["epochs"] = 2
-    assert rules_to_run(ran, config, *TARGETS) == ["pretrain", "retrieval", "zeroshot"]
+    assert rules_to_run(synthetic_run, config, *TARGETS) == ["pretrain", "retrieval", "zeroshot"]
 
 
 def test_missing_modelnet40_fails_at_once_saying_where_to_put_it(tmp_path):

@@ -17,7 +17,8 @@ from cg3d.data.shards import read_table
 from cg3d.models.cg3d_model import CG3D
 from cg3d.models.checkpoint import load_pretraining
 from cg3d.evaluate.classifier import PointClassifier, build_classifier, predict_logits, train_arm, vote_augment, vote_logits
-from cg3d.evaluate.finetune import finetune, resolve_settings, select_classes
+from cg3d.evaluate.finetune import finetune, select_classes
+from cg3d.settings import settings_of
 from cg3d.train.pretrain import pretrain
 from toy_shards import build_toy_shards
 from workflow_config import small_config
@@ -95,7 +96,7 @@ def test_single_vote_is_plain_evaluation(pretrained, tmp_path):
 
 def _classifier(pretrained, arm: str, num_classes: int = 4) -> PointClassifier:
     state = load_pretraining(pretrained["checkpoint"])
-    return build_classifier(state, arm, num_classes, resolve_settings(TINY)).eval()
+    return build_classifier(state, arm, num_classes, settings_of("finetune", TINY)).eval()
 
 
 def test_vote_testing_averages_augmented_copies(pretrained):
@@ -104,7 +105,7 @@ def test_vote_testing_averages_augmented_copies(pretrained):
     plain = predict_logits(model, clouds, 4, CPU)
     identity = Augmentation(())
     np.testing.assert_allclose(vote_logits(model, clouds, 5, identity, 0, 4, CPU), plain, rtol=1e-6, atol=1e-6)
-    augment = vote_augment(resolve_settings({"vote_scale": [0.6, 1.6], "vote_rotation": 0.3}))
+    augment = vote_augment(settings_of("finetune", {"vote_scale": [0.6, 1.6], "vote_rotation": 0.3}))
     np.testing.assert_allclose(vote_logits(model, clouds, 1, augment, 0, 4, CPU), plain, rtol=1e-6, atol=1e-6)
     voted = vote_logits(model, clouds, 4, augment, 0, 4, CPU)
     assert not np.allclose(voted, plain, atol=1e-4)
@@ -129,7 +130,7 @@ def test_head_reads_the_checkpoint_encoders_features(pretrained):
 
 
 def test_training_is_seeded_and_deterministic(pretrained):
-    cfg = resolve_settings({**TINY, "epochs": 1})
+    cfg = settings_of("finetune", {**TINY, "epochs": 1})
     categories = sorted(set(_split_categories(pretrained["shards"])["train"]))
     weights = []
     for _ in range(2):
@@ -163,12 +164,12 @@ def test_class_selection_maps_filters_and_refuses():
 
 def test_bad_settings_and_missing_checkpoint_are_refused(pretrained, tmp_path):
     with pytest.raises(ValueError, match=r"'finetune.settings.epoch': Additional properties are not allowed"):
-        resolve_settings({"epoch": 3})
+        settings_of("finetune", {"epoch": 3})
     with pytest.raises(ValueError, match="'finetune.settings.label_map': 'shapenet' is not one of"):
-        resolve_settings({"label_map": "shapenet"})
+        settings_of("finetune", {"label_map": "shapenet"})
     with pytest.raises(ValueError, match="'finetune.settings.lr': 'fast' is not of type 'number'"):
-        resolve_settings({"lr": "fast"})
-    assert resolve_settings({"lr": "3e-4"})["lr"] == 3e-4  # YAML reads 3e-4 as a string: taken as the number
-    assert resolve_settings({"epochs": 3})["lr"] == 2e-4  # the schema's default fills the rest
+        settings_of("finetune", {"lr": "fast"})
+    assert settings_of("finetune", {"lr": "3e-4"})["lr"] == 3e-4  # YAML reads 3e-4 as a string: taken as the number
+    assert settings_of("finetune", {"epochs": 3})["lr"] == 2e-4  # the schema's default fills the rest
     with pytest.raises(FileNotFoundError, match="run the pretrain rule first"):
         finetune({"finetune": TINY}, pretrained["shards"], tmp_path / "none.pt", tmp_path / "f.json", tmp_path)

@@ -28,13 +28,14 @@ from cg3d.data.dataset import load_split
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.evaluate.scene_query import (
     query_scene,
-    resolve_settings,
     scene_query,
     spread_scores,
 )
 from cg3d.evaluate.scenes import FLOOR, compose_scenes, read_s3dis_room, s3dis_room_dirs
 from cg3d.models.cg3d_model import CG3D
+from cg3d.config import ConfigError, validate_config
 from cg3d.models.trained import ModelRecord, TrainedModel
+from cg3d.settings import settings_of
 from cg3d.train.pretrain import pretrain
 from toy_shards import build_toy_shards
 from workflow_config import small_config
@@ -202,7 +203,7 @@ def test_queries_find_the_named_objects(toy):
     # Wide gaps and no floor: each object's 512-point region is that whole object and nothing else.
     scene = compose_scenes(toy["shards"], 1, 3, 512, floor_points=0, object_size=(0.8, 1.2), gap=2.5,
                            categories=SCENE_CATEGORIES)[0]
-    result = query_scene(trained, scene, resolve_settings(SMALL_REGIONS))
+    result = query_scene(trained, scene, settings_of("scene_query", SMALL_REGIONS))
 
     hits = [q["hit"] for q in result["queries"]]
     assert sum(hits) >= 2, result["queries"]
@@ -268,9 +269,11 @@ def test_full_run_on_an_s3dis_room(checkpoint, tmp_path):
 
 
 def test_bad_region_settings_are_refused():
-    with pytest.raises(ValueError, match="at least num_points"):
-        resolve_settings({"region_sizes": [512], "num_points": 1024})
+    config = small_config()
+    config["scene_query"]["settings"].update(region_sizes=[512], num_points=1024)
+    with pytest.raises(ConfigError, match=r"'scene_query.settings.region_sizes': \[512\] must each hold at least"):
+        validate_config(config)
     with pytest.raises(ValueError, match=r"'scene_query.settings.regions': Additional properties are not allowed"):
-        resolve_settings({"regions": 8})
+        settings_of("scene_query", {"regions": 8})
     with pytest.raises(ValueError, match="'scene_query.settings.source': 'scannet' is not one of"):
-        resolve_settings({"source": "scannet"})
+        settings_of("scene_query", {"source": "scannet"})

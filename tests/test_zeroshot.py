@@ -30,12 +30,8 @@ from PIL import Image
 from cg3d.data.captions import TEMPLATES, class_prompts
 from cg3d.evaluate import zeroshot
 from cg3d.evaluate.class_lists import CLASS_LISTS, resolve_class_list
-from cg3d.evaluate.eval_data import (
-    EvalClouds,
-    EvalDataMissing,
-    clouds_from_scanobjectnn,
-    scanobjectnn_file,
-)
+from cg3d.data.scanobjectnn import ScanObjectNNMissing, scanobjectnn_file
+from cg3d.evaluate.eval_data import EvalClouds, clouds_from_scanobjectnn
 from cg3d.data.label_map import MODELNET40_CLASSES
 from cg3d.models.trained import load_trained, prepare_cloud
 from cg3d.io import ResultsError, read_results, write_results
@@ -356,7 +352,7 @@ def test_empty_or_repeated_class_lists_and_lvis_without_annotations_are_refused(
 
 
 def test_missing_scanobjectnn_names_the_file_and_the_config_key(tmp_path):
-    with pytest.raises(EvalDataMissing) as error:
+    with pytest.raises(ScanObjectNNMissing) as error:
         scanobjectnn_file(tmp_path / "absent", "PB_T50_RS", "test", key="evaluate.zeroshot.sonn.root")
     message = str(error.value)
     assert "absent/main_split/test_objectdataset_augmentedrot_scale75.h5" in message

@@ -44,6 +44,29 @@ def small_config(**overrides) -> dict:
     return config
 
 
+def eval_config(**evaluate) -> dict:
+    """The small synthetic config with a tiny pretraining, and as `all`'s evaluations retrieval on
+    the toy dataset and zero-shot on a ModelNet40 fixture (not in `build`: only its point shards
+    are made for it)."""
+    config = small_config()
+    config["datasets"]["modelnet40"] = {"source": "modelnet40", "root": "resources/ModelNet40"}
+    config["datasets"]["toy"]["count"] = 24  # enough that fine-tuning's test split shares classes with train
+    config["data"]["objects_per_shard"] = 12  # few shards: fewer job launches
+    config["pretrain"].update(batch_size=4, epochs=1, prompt_epochs=0, num_points=256, workers=0,
+                              warmup_epochs=0, device="cpu")  # fmt: skip
+    config["evaluate"].update(
+        num_points=256,
+        batch_size=16,
+        device="cpu",
+        zeroshot={"modelnet40": {"dataset": "modelnet40", "split": "test", "label_map": None, "classes": "modelnet40"}},
+        retrieval={"toy": {"split": "test", "views": [0, 2]}},
+        gallery={"queries": 3, "hits": 4},
+        targets=["zeroshot_modelnet40", "retrieval_toy"],
+    )
+    config["evaluate"].update(evaluate)
+    return config
+
+
 def write_config(directory: Path, config: dict) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -10,9 +10,7 @@ Sources:
 * ``points/<shard>.parquet`` + the manifest: zero-shot needs no renders, so any mesh dataset is
   evaluated from its point shards alone;
 * ``triplets/<shard>.parquet``: retrieval, which also needs the rendered views and captions;
-* ScanObjectNN's release (``h5_files``): ``main_split/{training,test}_objectdataset_augmentedrot_scale75.h5``
-  (PB_T50_RS), ``main_split/{training,test}_objectdataset.h5`` (OBJ_BG) and
-  ``main_split_nobg/...`` (OBJ_ONLY), each holding ``data`` (N, 2048, 3) and ``label`` (N,).
+* ScanObjectNN's release (``h5_files``), laid out as ``cg3d.data.scanobjectnn`` describes.
 """
 
 from __future__ import annotations
@@ -30,28 +28,11 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from cg3d.data.manifest import MeshRecord, read_manifest
+from cg3d.data.scanobjectnn import SCANOBJECTNN_CLASSES, scanobjectnn_file
 from cg3d.data.shards import ShardError, column_to_points, read_meta, read_table
 from cg3d.models.trained import prepare_cloud
 
 log = logging.getLogger(__name__)
-
-SCANOBJECTNN_CLASSES: tuple[str, ...] = (
-    "bag", "bin", "box", "cabinet", "chair", "desk", "display", "door",
-    "shelf", "table", "bed", "pillow", "sink", "sofa", "toilet",
-)  # fmt: skip
-"""ScanObjectNN's 15 classes in the order of its integer labels (the release's shape_names)."""
-
-SCANOBJECTNN_VARIANTS: dict[str, tuple[str, str]] = {
-    "PB_T50_RS": ("main_split", "objectdataset_augmentedrot_scale75.h5"),
-    "OBJ_BG": ("main_split", "objectdataset.h5"),
-    "OBJ_ONLY": ("main_split_nobg", "objectdataset.h5"),
-}
-_SCANOBJECTNN_SPLITS = {"train": "training", "test": "test"}
-
-
-class EvalDataMissing(FileNotFoundError):
-    """Evaluation data is not where the config says; the message names the file and the key."""
-
 
 @dataclass(frozen=True)
 class EvalClouds:
@@ -177,27 +158,6 @@ def retrieval_split(
         raise ValueError(f"no object of split {split!r} in {len(triplet_paths)} triplet shards")
     clouds = EvalClouds(np.concatenate(prepared), categories, names, ids)
     return RetrievalSplit(clouds, captions, chosen)
-
-
-def scanobjectnn_file(
-    root: str | os.PathLike, variant: str, split: str, key: str = "evaluate.zeroshot.<name>.root"
-) -> Path:
-    """The h5 file of one ScanObjectNN variant and split; when absent, an error naming the file
-    and the config ``key`` that points at ``root``."""
-    if variant not in SCANOBJECTNN_VARIANTS:
-        raise ValueError(f"unknown ScanObjectNN variant {variant!r}; one of {sorted(SCANOBJECTNN_VARIANTS)}")
-    if split not in _SCANOBJECTNN_SPLITS:
-        raise ValueError(f"unknown ScanObjectNN split {split!r}; one of {sorted(_SCANOBJECTNN_SPLITS)}")
-    folder, suffix = SCANOBJECTNN_VARIANTS[variant]
-    path = Path(root) / folder / f"{_SCANOBJECTNN_SPLITS[split]}_{suffix}"
-    if not path.is_file():
-        raise EvalDataMissing(
-            f"ScanObjectNN {variant} {split} split not found at {path} (config key: {key}, "
-            f"now {root}). Download the release's h5_files.zip "
-            f"(https://hkust-vgd.github.io/scanobjectnn/) and unzip it so that "
-            f"<root>/{folder}/{path.name} exists."
-        )
-    return path
 
 
 def clouds_from_scanobjectnn(root: str | os.PathLike, variant: str, split: str, num_points: int) -> EvalClouds:

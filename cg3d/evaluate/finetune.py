@@ -37,13 +37,6 @@ from cg3d.settings import settings_of
 log = logging.getLogger(__name__)
 
 
-def resolve_settings(section: dict | None) -> dict:
-    """``finetune.settings`` with the schema's defaults for every key it leaves out; a wrong key
-    or type is refused, naming it (the schema, ``workflow/schemas/config.schema.yaml``, holds
-    the defaults and what each means)."""
-    return settings_of("finetune", section)
-
-
 def select_classes(
     train_categories: Sequence[str],
     label_map: str | None = None,
@@ -160,7 +153,7 @@ def finetune(settings: dict, shard_paths: Sequence[str | Path], pretrain_checkpo
     ``<stem>_confusion.png`` (the cg3d arm, voted), and each arm's final weights as
     ``work_dir/<arm>.pt``. Per-epoch MLflow metrics are prefixed by arm (``cg3d/train_loss``).
     """
-    cfg = resolve_settings(settings.get("finetune"))
+    cfg = settings_of("finetune", settings.get("finetune"))
     shard_paths = sorted(Path(p) for p in shard_paths)
     out_path_json, work_dir = Path(out_path_json), Path(work_dir)
     state = load_pretraining(pretrain_checkpoint)

@@ -47,18 +47,6 @@ log = logging.getLogger(__name__)
 HEAT_REDUCTIONS = ("max", "mean")
 
 
-def resolve_settings(section: dict | None) -> dict:
-    """``scene_query.settings`` with the schema's defaults for every key it leaves out; a wrong
-    key or type is refused, naming it (the schema holds the defaults and what each means)."""
-    resolved = settings_of("scene_query", section)
-    if not resolved["region_sizes"] or min(resolved["region_sizes"]) < resolved["num_points"]:
-        raise ValueError(
-            f"scene_query.region_sizes {resolved['region_sizes']} must each hold at least num_points="
-            f"{resolved['num_points']} points"
-        )
-    return resolved
-
-
 # ---------------------------------------------------------------------------------------- regions
 
 
@@ -184,7 +172,7 @@ def scene_query(settings: dict, shard_paths: Sequence[str | Path], pretrain_chec
     ``scene_query_<scene>.json``, ``scene_query_<scene>.png`` and ``scene_query_<scene>/<query>.ply``,
     and ``scene_query.json`` (means over scenes).
     """
-    cfg = resolve_settings(settings.get("scene_query"))
+    cfg = settings_of("scene_query", settings.get("scene_query"))
     out_dir = Path(out_dir)
     trained = load_trained(pretrain_checkpoint, device=cfg["device"], batch_size=cfg["batch_size"])
     scenes = load_scenes(cfg, shard_paths)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cg3d.data.dataset import load_split
+from cg3d.evaluate.scene_names import composed_scene_name, s3dis_scene_name
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def compose_scenes(
         picks = [int(rng.choice(by_category[c])) for c in chosen]
         sizes = rng.uniform(low, high, len(picks))
         scenes.append(
-            _arrange(f"composed_{scene_index}", [data.points[i] for i in picks], chosen,
+            _arrange(composed_scene_name(scene_index), [data.points[i] for i in picks], chosen,
                      [data.object_ids[i] for i in picks], sizes, gap, floor_points, rng, seed)
         )
     return scenes
@@ -209,7 +210,7 @@ def read_s3dis_room(room_dir: str | os.PathLike, max_points: int | None = None, 
         keep = np.sort(np.random.default_rng(seed).choice(len(points), max_points, replace=False))
         points, labels = points[keep], labels[keep]
     return Scene(
-        name=f"{room_dir.parent.name}_{room_dir.name}",
+        name=s3dis_scene_name(room_dir),
         points=points.astype(np.float32),
         labels=labels,
         class_names=tuple(class_names),

@@ -1,18 +1,6 @@
 # Fine-tuning: a classification head on the pretrained 3D encoder against the same head on a
-# randomly initialised encoder, with the same budget; both arms in one results file.
-
-
-def finetune_triplets(wildcards):
-    if wildcards.dataset != config["finetune"]["dataset"]:
-        raise ValueError(f"no fine-tuning of '{wildcards.dataset}': set 'finetune.dataset' in the config")
-    return expand(f"{DATA}/{wildcards.dataset}/triplets/{{shard}}.parquet", shard=shards_of(wildcards.dataset))
-
-
-def finetune_settings(wildcards):
-    from cg3d.evaluate.finetune import resolve_settings
-
-    resolve_settings(config["finetune"]["settings"])  # refuse unknown keys while the DAG is built
-    return settings(name=config["name"], finetune=config["finetune"]["settings"], tracking=config["tracking"])
+# randomly initialised encoder, with the same budget; both arms in one results file, each arm's
+# final weights in its work folder.
 
 
 rule finetune:
@@ -21,9 +9,21 @@ rule finetune:
         triplets=finetune_triplets,
     output:
         results=f"{RESULTS}/finetune_{{dataset}}.json",
+        curves=report(
+            f"{RESULTS}/finetune_{{dataset}}_curves.png",
+            caption="../report/finetune_curves.rst",
+            category="Fine-tuning",
+            labels={"dataset": "{dataset}", "figure": "loss curves"},
+        ),
+        confusion=report(
+            f"{RESULTS}/finetune_{{dataset}}_confusion.png",
+            caption="../report/finetune_confusion.rst",
+            category="Fine-tuning",
+            labels={"dataset": "{dataset}", "figure": "confusion matrix"},
+        ),
+        arms=directory(f"{RUNS}/{config['name']}/finetune_{{dataset}}"),
     params:
         settings=finetune_settings,
-        work_dir=lambda wc: f"{RUNS}/{config['name']}/finetune_{wc.dataset}",
     threads: 2
     resources:
         mem_mb=8000,
@@ -32,6 +32,6 @@ rule finetune:
     conda:
         "../../envs/train.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {CG3D} finetune --settings {params.settings:q}"
+        "OMP_NUM_THREADS={threads} cg3d finetune --settings {params.settings:q}"
         " --checkpoint {input.checkpoint:q} --triplets {input.triplets:q}"
-        " --out {output.results:q} --work-dir {params.work_dir:q} 2> {log:q}"
+        " --out {output.results:q} --work-dir {output.arms:q} 2> {log:q}"

@@ -7,18 +7,14 @@ rule render:
     output:
         views=f"{DATA}/{{dataset}}/views/{{shard}}.parquet",
     params:
-        settings=lambda wc: settings(
-            dataset=dataset_options(wc.dataset),
-            render=config["render"],
-            **geometry_budget(),
-        ),
+        settings=render_settings,
     threads: 1
     resources:
         mem_mb=4000,
     log:
-        f"logs/render/{{dataset}}/{{shard}}.log",
+        "logs/render/{dataset}/{shard}.log",
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} render --dataset {wildcards.dataset:q} --shard {wildcards.shard:q}"
+        "cg3d render --dataset {wildcards.dataset:q} --shard {wildcards.shard:q}"
         " --manifest {input.manifest:q} --settings {params.settings:q} --out {output.views:q} 2> {log:q}"

@@ -9,13 +9,13 @@ rule triplets:
     output:
         triplets=f"{DATA}/{{dataset}}/triplets/{{shard}}.parquet",
     params:
-        settings=lambda wc: settings(captions=config["captions"]),
+        settings=triplets_settings,
     log:
-        f"logs/triplets/{{dataset}}/{{shard}}.log",
+        "logs/triplets/{dataset}/{shard}.log",
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} triplets --shard {wildcards.shard:q} --manifest {input.manifest:q}"
+        "cg3d triplets --shard {wildcards.shard:q} --manifest {input.manifest:q}"
         " --views {input.views:q} --points {input.points:q} --settings {params.settings:q}"
         " --out {output.triplets:q} 2> {log:q}"
 
@@ -23,16 +23,14 @@ rule triplets:
 rule dataset_summary:
     input:
         manifest=f"{DATA}/{{dataset}}/manifest.parquet",
-        triplets=lambda wc: expand(
-            f"{DATA}/{{dataset}}/triplets/{{shard}}.parquet",
-            dataset=wc.dataset,
-            shard=shards_of(wc.dataset),
-        ),
+        triplets=dataset_triplets,
     output:
         summary=f"{DATA}/{{dataset}}/summary.json",
         skipped=f"{DATA}/{{dataset}}/skipped.parquet",
+    log:
+        "logs/dataset_summary/{dataset}.log",
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CG3D} summarize --manifest {input.manifest:q} --triplets {input.triplets:q}"
-        " --summary {output.summary:q} --skipped {output.skipped:q}"
+        "cg3d summarize --manifest {input.manifest:q} --triplets {input.triplets:q}"
+        " --summary {output.summary:q} --skipped {output.skipped:q} 2> {log:q}"
