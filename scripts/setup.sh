@@ -17,4 +17,4 @@ fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 # torch first and alone: pip takes this exact CUDA build (it runs on the CPU) from local disk.
 "$venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
-"$venv/bin/pip" install -q -e '.[test,bench,cluster]'
+"$venv/bin/pip" install -q -e '.[test,bench,cluster,use]'
