@@ -1,4 +1,5 @@
-"""Clustered, L2-normalised synthetic embeddings for the search tests and benchmarks/bench_search.py.
+"""Clustered, L2-normalised synthetic embeddings, and recall against exact, for the search tests
+and benchmarks (bench_search.py, bench_ann_libraries.py).
 
 A Gaussian mixture of uneven weights whose members vary mostly inside a small subspace of their
 component (plus a little isotropic noise), normalised onto the sphere: like real embeddings,
@@ -46,3 +47,8 @@ def _draw(rng, count, centres, bases, weights) -> np.ndarray:
 
 def _unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of each query's true top-k rows (``truth`` [Q, k]) that ``found`` holds."""
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)]))

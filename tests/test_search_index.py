@@ -18,7 +18,7 @@ from cg3d.search.embeddings_file import (
 )
 from cg3d.search.index import EXACT_LIMIT, EmbeddingIndex, resolve_method
 from cg3d.search.saved_index import open_index
-from synthetic_embeddings import clustered_embeddings
+from synthetic_embeddings import clustered_embeddings, recall_at_k
 
 MODEL = {
     "checkpoint": "runs/a/pretrain/checkpoint.pt",
@@ -27,10 +27,6 @@ MODEL = {
     "clip_pretrained": "openai",
     "settings": {"points": 1024, "encoder": "point_transformer"},
 }
-
-
-def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)]))
 
 
 def write_index(path, vectors, **columns):
@@ -59,7 +55,7 @@ def test_ann_forced_on_a_small_clustered_set_keeps_recall_and_is_deterministic()
     scores, rows = ann.search(queries, k=10)
 
     assert ann.method == "ann" and ann.ann.nlist > 1
-    assert recall_at(rows, truth) >= 0.9
+    assert recall_at_k(rows, truth) >= 0.9
     assert np.all(np.diff(scores, axis=1) <= 0)
     again_scores, again_rows = EmbeddingIndex(vectors, method="ann").search(queries, k=10)
     np.testing.assert_array_equal(again_rows, rows)
