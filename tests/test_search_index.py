@@ -111,8 +111,10 @@ def test_the_ann_structure_is_cached_beside_the_file_and_renewed_with_it(tmp_pat
     caches = list(tmp_path.glob("index.parquet.ann-*.faiss"))
     assert len(caches) == 1
 
-    loaded, _, metadata = open_index(path, method="ann")
+    loaded, table, metadata = open_index(path, method="ann")
     assert metadata["clip_model"] == "ViT-B-16"
+    assert table.column_names == ["id", "path"]  # the index holds the vectors
+    assert loaded.ids == table.column("id").to_pylist()
     for got, expected in zip(loaded.search(queries, 10), built.search(queries, 10)):
         np.testing.assert_array_equal(got, expected)
 
@@ -120,8 +122,9 @@ def test_the_ann_structure_is_cached_beside_the_file_and_renewed_with_it(tmp_pat
     open_index(path, method="ann")
     renewed = list(tmp_path.glob("index.parquet.ann-*.faiss"))
     assert len(renewed) == 1 and renewed != caches
-    exact_index, _, _ = open_index(path)  # small: auto is exact and needs no cache
-    assert exact_index.method == "exact"
+    exact_index, table, _ = open_index(path, columns=["embedding"])  # auto: exact, no cache
+    assert exact_index.method == "exact" and table.column_names == ["id", "embedding"]
+    np.testing.assert_array_equal(embedding_matrix(table), vectors[::-1])
 
 
 @pytest.mark.parametrize("field, other", [

@@ -71,6 +71,15 @@ def write_embeddings(
 
 def read_embeddings(path: str | Path, columns: Sequence[str] | None = None) -> tuple[pa.Table, dict]:
     """The table (all columns, or ``columns``) and the metadata, ``settings`` parsed from JSON."""
+    schema, metadata = inspect_embeddings(path)
+    missing = [name for name in columns or () if schema.get_field_index(name) < 0]
+    if missing:
+        raise ValueError(f"{path}: no {', '.join(map(repr, missing))} column")
+    return pq.read_table(path, columns=list(columns) if columns else None), metadata
+
+
+def inspect_embeddings(path: str | Path) -> tuple[pa.Schema, dict]:
+    """The file's schema and metadata, checked to be a cg3d embeddings file; reads no rows."""
     path = Path(path)
     try:
         schema = pq.read_schema(path)
@@ -84,7 +93,7 @@ def read_embeddings(path: str | Path, columns: Sequence[str] | None = None) -> t
     if schema.field("embedding").type != expected:
         raise ValueError(f"{path}: column 'embedding' is {schema.field('embedding').type}, "
                          f"expected {expected}")
-    return pq.read_table(path, columns=list(columns) if columns else None), metadata
+    return schema, metadata
 
 
 def embedding_matrix(table: pa.Table) -> np.ndarray:

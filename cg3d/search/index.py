@@ -1,8 +1,8 @@
 """An index of L2-normalised embeddings with ids, searched by cosine similarity.
 
 Exact search (a torch matmul and top-k) answers a single query over 100k x 512 rows in about
-25 ms on 2 cores and over 1M in about 200 ms; past ``EXACT_LIMIT`` rows the index switches to
-faiss IVF (cg3d/search/ann.py), a few ms at 1M with recall@10 >= 0.99 against exact
+30 ms on 2 busy cores and over 1M in about 350 ms; past ``EXACT_LIMIT`` rows the index switches
+to faiss IVF (cg3d/search/ann.py), about 30x faster at 1M with recall@10 >= 0.99 against exact
 (benchmarks/bench_search.py). ``method`` overrides the choice either way.
 """
 
@@ -35,8 +35,8 @@ def resolve_method(method: str, size: int) -> str:
 class EmbeddingIndex:
     """Unit vectors [N, D] and their ids; ``search`` gives each query's best rows by cosine.
 
-    ``ann`` is a faiss index already built over these very vectors (e.g. loaded from a cache);
-    without it one is built when the method is ``ann``, deterministically for ``ann_params``.
+    The exact method keeps the vectors (shared, not copied); the ANN method keeps only its faiss
+    index, built deterministically for ``ann_params``, or one loaded with ``from_ann``.
     """
 
     def __init__(
@@ -46,52 +46,50 @@ class EmbeddingIndex:
         *,
         method: str = "auto",
         ann_params: AnnParams = AnnParams(),
-        ann: faiss.IndexIVF | None = None,
         source: str = "embeddings",
     ):
+        vectors = unit_vectors(vectors, "embeddings to index", source)
+        self.method = resolve_method(method, len(vectors))
+        self._exact_vectors = self.ann = None
+        if self.method == "exact":
+            with warnings.catch_warnings():  # vectors read from Parquet are read-only; never written
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                self._exact_vectors = torch.from_numpy(vectors)
+        else:
+            self.ann = build_ivf(vectors, ann_params)
+        self._describe(vectors.shape, ids, source)
+
+    @classmethod
+    def from_ann(cls, ann: faiss.IndexIVF, ids: Sequence[str], *, source: str) -> "EmbeddingIndex":
+        """An ANN index over a faiss index built earlier (e.g. ``build_ivf``, then saved)."""
+        index = cls.__new__(cls)
+        index.method, index.ann, index._exact_vectors = "ann", ann, None
+        index._describe((ann.ntotal, ann.d), ids, source)
+        return index
+
+    def _describe(self, shape: tuple[int, int], ids: Sequence[str] | None, source: str) -> None:
+        self.size, self.dim = shape
         self.source = source
-        self.vectors = unit_vectors(vectors, "embeddings to index", source)
-        self.ids = [str(row) for row in range(len(self.vectors))] if ids is None else list(ids)
-        if len(self.ids) != len(self.vectors):
-            raise ValueError(f"{source}: {len(self.ids)} ids for {len(self.vectors)} embeddings")
-        self.method = resolve_method(method, len(self.vectors))
-        with warnings.catch_warnings():  # vectors read from Parquet are read-only; never written
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            self._torch_vectors = torch.from_numpy(self.vectors)
-        self.ann = None
-        if self.method == "ann":
-            self.ann = ann if ann is not None else build_ivf(self.vectors, ann_params)
-            self.ann.nprobe = ann_params.probes
-            if (self.ann.ntotal, self.ann.d) != self.vectors.shape:
-                raise ValueError(f"{source}: the ANN index holds {self.ann.ntotal} x {self.ann.d} "
-                                 f"vectors, the embeddings are {self.vectors.shape[0]} x {self.dim}")
-
-    @property
-    def size(self) -> int:
-        return len(self.vectors)
-
-    @property
-    def dim(self) -> int:
-        return self.vectors.shape[1]
+        self.ids = [str(row) for row in range(self.size)] if ids is None else list(ids)
+        if len(self.ids) != self.size:
+            raise ValueError(f"{source}: {len(self.ids)} ids for {self.size} embeddings")
 
     def search(self, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Scores [Q, k] (cosine, descending) and row numbers [Q, k] for unit queries [Q, D].
 
         ``k`` is capped at the index size. An ANN query whose probed lists hold fewer than k
-        rows is answered exactly instead, so every row number is valid.
+        rows is searched again over every list, so every row number is valid.
         """
         queries = unit_vectors(queries, "the queries", self.source, dim=self.dim)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"{self.source}: k must be a positive integer, got {k!r}")
         k = min(int(k), self.size)
         if self.method == "exact":
-            return self._exact(queries, k)
+            scores, rows = exact_top_k(self._exact_vectors, torch.from_numpy(queries), k)
+            return scores.numpy(), rows.numpy()
         scores, rows = self.ann.search(queries, k)
         short = (rows < 0).any(axis=1)
         if short.any():
-            scores[short], rows[short] = self._exact(queries[short], k)
+            every_list = faiss.SearchParametersIVF(nprobe=self.ann.nlist)
+            scores[short], rows[short] = self.ann.search(queries[short], k, params=every_list)
         return scores, rows
-
-    def _exact(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, rows = exact_top_k(self._torch_vectors, torch.from_numpy(queries), k)
-        return scores.numpy(), rows.numpy()

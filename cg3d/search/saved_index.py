@@ -1,10 +1,12 @@
 """Open an embeddings file for search, its ANN structure cached beside it.
 
-Building IVF over 1M rows takes about 40 s on 2 cores, reading it back a second or two, so a
-search command must not rebuild it each time. The cache file, ``<name>.ann-<key>.faiss`` next
-to the Parquet file, is keyed by the sha256 of the Parquet bytes and the ANN parameters: a
-rewritten file or other parameters never meet a stale structure, and older caches of the same
-file are removed when a new one is written. A folder that cannot be written only loses the cache.
+Building IVF over 1M rows takes about 40 s on 2 cores and decoding the Parquet embedding column
+another 10 s, so a search command must do neither each time. The cache file,
+``<name>.ann-<key>.faiss`` next to the Parquet file, is keyed by the sha256 of the Parquet bytes
+and the ANN parameters: a rewritten file or other parameters never meet a stale structure, and
+older caches of the same file are removed when a new one is written. With a cache, the
+embedding column is not read and the IVF lists are memory-mapped. A folder that cannot be
+written only loses the cache.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cg3d.search.ann import AnnParams, load_ivf, save_ivf
-from cg3d.search.embeddings_file import embedding_matrix, read_embeddings
+from cg3d.search.embeddings_file import embedding_matrix, inspect_embeddings, read_embeddings
 from cg3d.search.index import EmbeddingIndex, resolve_method
 
 log = logging.getLogger(__name__)
@@ -33,19 +35,25 @@ def open_index(
     ann_params: AnnParams = AnnParams(),
     columns: Sequence[str] | None = None,
 ) -> tuple[EmbeddingIndex, pa.Table, dict]:
-    """The index over ``path``'s embeddings, the table (``columns``, default all), its metadata."""
+    """The index over ``path``'s embeddings, the table of its rows, and the file's metadata.
+
+    The table holds ``columns`` (default: all but ``embedding``, which the index holds); its
+    rows are the index's row numbers. Pass ``columns`` to skip thumbnails of a large index.
+    """
     path = Path(path)
-    if columns is not None:
-        columns = list(dict.fromkeys(["id", "embedding", *columns]))
-    table, metadata = read_embeddings(path, columns)
-    vectors = embedding_matrix(table)
+    schema, _ = inspect_embeddings(path)
+    if columns is None:
+        columns = [name for name in schema.names if name != "embedding"]
+    table, metadata = read_embeddings(path, list(dict.fromkeys(["id", *columns])))
     ids = table.column("id").to_pylist()
-    if resolve_method(method, len(vectors)) == "exact":
-        return EmbeddingIndex(vectors, ids, method="exact", source=str(path)), table, metadata
-    cache = ann_cache_path(path, ann_params)
-    ann = _load_cached(cache, ann_params)
-    index = EmbeddingIndex(vectors, ids, method="ann", ann_params=ann_params, ann=ann, source=str(path))
-    if ann is None:
+    cache = ann_cache_path(path, ann_params) if resolve_method(method, len(ids)) == "ann" else None
+    ann = _load_cached(cache, ann_params) if cache is not None else None
+    if ann is not None:
+        return EmbeddingIndex.from_ann(ann, ids, source=str(path)), table, metadata
+    embeddings = table if "embedding" in table.column_names else read_embeddings(path, ["embedding"])[0]
+    index = EmbeddingIndex(embedding_matrix(embeddings), ids, method=method, ann_params=ann_params,
+                           source=str(path))
+    if cache is not None:
         _store(index, cache, path)
     return index, table, metadata
 

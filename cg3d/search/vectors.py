@@ -26,13 +26,13 @@ def unit_vectors(vectors, what: str, source: str, dim: int | None = None) -> np.
     if dim is not None and array.shape[1] != dim:
         raise ValueError(f"{source}: {what} have dimension {array.shape[1]}, the index has {dim}")
     array = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        raise ValueError(f"{source}: {what}, row {int(np.argmin(finite))}, holds NaN or infinity")
-    norms = np.linalg.norm(array, axis=1)
-    off = np.abs(norms - 1.0) > NORM_TOLERANCE
-    if off.any():
-        row = int(np.argmax(off))
+    norms = np.sqrt(np.einsum("ij,ij->i", array, array))  # NaN or inf in a row makes its norm so
+    bad = np.abs(norms - 1.0) > NORM_TOLERANCE
+    bad |= ~np.isfinite(norms)
+    if bad.any():
+        row = int(np.argmax(bad))
+        if not np.isfinite(array[row]).all():
+            raise ValueError(f"{source}: {what}, row {row}, holds NaN or infinity")
         raise ValueError(f"{source}: {what}, row {row}, has norm {norms[row]:.4g}, not 1 "
                          "(cosine search needs L2-normalised vectors)")
     return array
