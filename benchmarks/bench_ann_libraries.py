@@ -6,7 +6,8 @@ over a sweep of its search-time knob (IVF: lists probed; HNSW: efSearch).
 All HNSW graphs get the same M=16 and efConstruction=100, float32 vectors and every core for the
 build; IVF gets cg3d's defaults (about sqrt(N) lists, 40 k-means samples per list).
 
-    python benchmarks/bench_ann_libraries.py [--size 100000] [--queries 200] [--libraries ...]
+    python benchmarks/bench_ann_libraries.py [--size 100000] [--queries 200] [--components 1000]
+                                            [--libraries ...]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from cg3d.search.index import EmbeddingIndex
 from search_timing import command_line, interleaved_latencies, p50_p99_ms, report, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synthetic_embeddings import clustered_embeddings, recall_at_k  # noqa: E402
+from synthetic_embeddings import DEFAULT_COMPONENTS, clustered_embeddings, recall_at_k  # noqa: E402
 
 K = 10
 M = 16
@@ -37,7 +38,7 @@ THREADS = os.cpu_count()
 
 
 class FaissIvf:
-    knob, values = "probes", (1, 2, 4, 8, 16, 32)
+    knob, values = "probes", (2, 8, 16, 32, 64, 128)
 
     def __init__(self, vectors):
         self.index = build_ivf(vectors, AnnParams())
@@ -53,7 +54,7 @@ class FaissIvf:
 
 
 class FaissHnsw(FaissIvf):
-    knob, values = "efSearch", (10, 16, 32, 64, 128)
+    knob, values = "efSearch", (16, 32, 64, 128, 256)
 
     def __init__(self, vectors):
         self.index = faiss.IndexHNSWFlat(vectors.shape[1], M, faiss.METRIC_INNER_PRODUCT)
@@ -65,7 +66,7 @@ class FaissHnsw(FaissIvf):
 
 
 class Hnswlib:
-    knob, values = "ef", (10, 16, 32, 64, 128)
+    knob, values = "ef", (16, 32, 64, 128, 256)
 
     def __init__(self, vectors):
         self.index = hnswlib.Index(space="ip", dim=vectors.shape[1])
@@ -83,7 +84,7 @@ class Hnswlib:
 
 
 class Usearch:
-    knob, values = "expansion_search", (10, 16, 32, 64, 128)
+    knob, values = "expansion_search", (16, 32, 64, 128, 256)
 
     def __init__(self, vectors):
         self.index = usearch.index.Index(ndim=vectors.shape[1], metric="ip", dtype="f32",
@@ -134,11 +135,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--components", type=int, default=DEFAULT_COMPONENTS,
+                        help="mixture components; many (e.g. 20000) make tiny clusters, hard for IVF")
     parser.add_argument("--determinism-size", type=int, default=20_000)
     parser.add_argument("--libraries", nargs="+", choices=list(LIBRARIES), default=list(LIBRARIES))
     args = parser.parse_args()
 
-    vectors, queries = clustered_embeddings(args.size, args.dim, seed=0, queries=args.queries)
+    vectors, queries = clustered_embeddings(args.size, args.dim, args.components, seed=0,
+                                            queries=args.queries)
     truth = EmbeddingIndex(vectors, method="exact").search(queries, K)[1]
     small = vectors[: args.determinism_size]
     results = {}
@@ -147,7 +151,8 @@ def main() -> None:
         print(f"{name}: done", file=sys.stderr, flush=True)
 
     lines = [
-        f"## ANN libraries, {args.size:,} x {args.dim} clustered embeddings, {args.queries} queries, k={K}\n",
+        f"## ANN libraries, {args.size:,} x {args.dim} embeddings in {args.components} clusters, "
+        f"{args.queries} queries, k={K}\n",
         f"{command_line()}; faiss {faiss.__version__}, hnswlib {version('hnswlib')}, "
         f"usearch {usearch.__version__}. Build on {THREADS} threads; search one query per call. "
         f"'Same answers': two builds over {len(small):,} rows return identical top-{K} rows.\n",
@@ -164,7 +169,7 @@ def main() -> None:
     for name, result in results.items():
         for value, recall, (p50, p99) in result["sweep"]:
             lines.append(f"| {name} | {LIBRARIES[name].knob} | {value} | {recall:.4f} | {p50:.3f} | {p99:.3f} |")
-    report(lines, "ann_libraries.md")
+    report(lines, f"ann_libraries_{args.size}_{args.components}.md")
 
 
 if __name__ == "__main__":
