@@ -1,0 +1,1 @@
+"""Search by embedding: an exact-or-ANN index over normalised vectors and its Parquet file."""
