@@ -1,8 +1,9 @@
-"""`cg3d <stage>`: the entry points the Snakemake rules call (and that users can run by hand).
+"""`cg3d`: a trained model on your own shapes (embed, classify, search, serve), and the pipeline's stages.
 
-Each stage gets its settings as one JSON document (`--settings`), exactly the config sections it
-reads: the rule passes them as a Snakemake param, so changing a setting reruns exactly the
-stages that depend on it.
+The first four take ordinary options (cg3d/inference/commands.py). Each pipeline stage gets its
+settings as one JSON document (`--settings`), exactly the config sections it reads: the rule
+passes them as a Snakemake param, so changing a setting reruns exactly the stages that depend on
+it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import logging
 import sys
 from pathlib import Path
+
+from cg3d.inference.commands import add_commands, run_user_command
 
 
 def _fetch_sh3d(args) -> None:
@@ -101,20 +104,21 @@ def _finetune(args) -> None:
     document = finetune(
         args.settings, [Path(p) for p in args.triplets], Path(args.checkpoint), Path(args.out), Path(args.work_dir)
     )
-    print(json.dumps(document["difference"], indent=2))
+    print(json.dumps(document["metrics"]["difference"], indent=2))
 
 
 def _scene_query(args) -> None:
     from cg3d.evaluate.scene_query import scene_query
 
     summary = scene_query(args.settings, [Path(p) for p in args.triplets], Path(args.checkpoint), Path(args.out_dir))
-    print(json.dumps(summary["means"], indent=2))
+    print(json.dumps(summary["metrics"], indent=2))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cg3d", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
 
     def stage(name: str, handler, help: str, *args: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -167,4 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             args.settings = json.loads(args.settings)
         except json.JSONDecodeError as error:
             sys.exit(f"cg3d {args.command}: --settings is not valid JSON ({error})")
-    args.handler(args)
+    if getattr(args, "user_command", False):
+        run_user_command(args)
+    else:
+        args.handler(args)

@@ -87,10 +87,12 @@ def plot_gallery(
     hits: Sequence[Sequence],
     path: str | os.PathLike,
     hit_correct: Sequence[Sequence[bool]] | None = None,
+    hit_titles: Sequence[Sequence[str]] | None = None,
 ) -> Path:
     """One row per query: the query (text or image) on the left, its top-K hits to the right.
 
-    With ``hit_correct``, each hit gets a green (correct) or red (wrong) frame.
+    With ``hit_correct``, each hit gets a green (correct) or red (wrong) frame; ``hit_titles``
+    (shaped like ``hits``) replace the rank numbers above the hits.
     """
     if not queries:
         raise ValueError("plot_gallery needs at least one query")
@@ -131,7 +133,9 @@ def plot_gallery(
                 for spine in ax.spines.values():
                     spine.set_edgecolor(colour)
                     spine.set_linewidth(4)
-            if row == 0:
+            if hit_titles is not None:
+                ax.set_title(hit_titles[row][col], fontsize=7)
+            elif row == 0:
                 ax.set_title(f"#{col + 1}", fontsize=8)
     return _save(figure, path)
 

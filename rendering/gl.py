@@ -9,6 +9,8 @@ it differs from the one asked for.
 
 from __future__ import annotations
 
+import importlib.util
+
 import os
 import sys
 import warnings
@@ -76,6 +78,7 @@ def import_pyrender(platform: str):
     libOSMesa) there and then: a missing library surfaces here as PyOpenGL's plain ImportError or
     an OSError, and becomes GLPlatformUnavailable with the package to install.
     """
+    load_triton_before_mesa()
     try:
         import pyrender
     except ModuleNotFoundError:
@@ -83,6 +86,18 @@ def import_pyrender(platform: str):
     except (ImportError, OSError) as exc:
         raise context_error(platform, exc) from exc
     return pyrender
+
+
+def load_triton_before_mesa() -> None:
+    """Load triton (torch's kernel compiler, present with CUDA builds of torch) if installed.
+
+    Mesa's llvmpipe and triton each bring their own LLVM, and a process that loads triton's
+    second dies with a segmentation fault: a process that renders and later imports
+    torch._dynamo (open_clip, torchvision, torch.compile all do) would crash. Loaded first
+    (about 0.1 s), both work.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
 
 def context_error(platform: str, cause: BaseException) -> GLPlatformUnavailable:

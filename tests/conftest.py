@@ -57,3 +57,26 @@ def synthetic_run(tmp_path_factory) -> Path:
     logs = "".join(p.read_text()[-2000:] for p in (workdir / "logs").rglob("*.log"))
     assert result.returncode == 0, result.stderr[-4000:] + logs
     return workdir
+
+
+class ShapeIndex(NamedTuple):
+    checkpoint: Path
+    shapes: Path
+    index: Path
+
+
+@pytest.fixture(scope="session")
+def shape_index(cached_pretraining, tmp_path_factory) -> ShapeIndex:
+    """tests/user_shapes.py's folder embedded, with thumbnails, by the cached pretraining's model."""
+    import cg3d
+    from cg3d.inference.embed import embed_shape_files, write_index
+    from cg3d.inference.thumbnails import Thumbnails
+    from user_shapes import write_user_shapes
+
+    folder = tmp_path_factory.mktemp("user-shapes")
+    shapes = write_user_shapes(folder / "shapes")
+    checkpoint = cached_pretraining.out_dir / "checkpoint.pt"
+    model = cg3d.load(str(checkpoint), device="cpu")
+    with Thumbnails() as thumbnails:
+        embedded = embed_shape_files(model, [shapes], thumbnails=thumbnails, progress=False)
+    return ShapeIndex(checkpoint, shapes, write_index(folder / "index.parquet", embedded, model))

@@ -361,3 +361,18 @@ def test_png_round_trip_and_refusals():
         encode_depth_png(np.full((2, 2), -1.0, dtype=np.float32))
     with pytest.raises(ValueError, match="16-bit range"):
         encode_depth_png(np.full((2, 2), 70.0, dtype=np.float32))
+
+
+def test_a_process_that_renders_can_then_import_torch_s_compiler():
+    """Mesa's llvmpipe and triton each bring an LLVM; triton loaded second crashed the process
+    (SIGSEGV) as soon as it imported torch._dynamo, which open_clip does."""
+    pytest.importorskip("triton", reason="this torch build has no triton, so nothing can clash")
+    script = textwrap.dedent(f"""
+        import torch, trimesh
+        from rendering import Renderer
+        Renderer(image_size={SIZE}, views=1).render(trimesh.creation.box())
+        import torch._dynamo
+        print("imported")
+    """)
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert output.returncode == 0 and output.stdout.strip() == "imported", output.stderr[-2000:]

@@ -13,6 +13,7 @@ Names are matched to object categories as caption words (``captions.phrase``: "n
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from cg3d.data.captions import phrase
@@ -23,7 +24,8 @@ from cg3d.data.scanobjectnn import SCANOBJECTNN_CLASSES
 CLASS_LISTS = ("modelnet40", "modelnet10", "scanobjectnn", "lvis")
 """Named class lists; lvis is read from the evaluated Objaverse dataset's annotation file."""
 
-_FIXED = {"modelnet40": MODELNET40_CLASSES, "modelnet10": MODELNET10_CLASSES, "scanobjectnn": SCANOBJECTNN_CLASSES}
+FIXED_CLASS_LISTS = {"modelnet40": MODELNET40_CLASSES, "modelnet10": MODELNET10_CLASSES, "scanobjectnn": SCANOBJECTNN_CLASSES}
+"""The named lists that need no dataset: what ``cg3d classify --label-set`` offers."""
 
 
 def resolve_class_list(spec: dict, dataset: dict | None = None) -> tuple[str, ...] | None:
@@ -36,8 +38,8 @@ def resolve_class_list(spec: dict, dataset: dict | None = None) -> tuple[str, ..
     classes = spec.get("classes")
     if classes is None:
         return None
-    if classes in _FIXED:
-        return _FIXED[classes]
+    if classes in FIXED_CLASS_LISTS:
+        return FIXED_CLASS_LISTS[classes]
     if classes == "lvis":
         path = None
         if dataset and dataset.get("source") == "objaverse":
@@ -53,13 +55,19 @@ def resolve_class_list(spec: dict, dataset: dict | None = None) -> tuple[str, ..
 
 def read_class_names(path: str | os.PathLike, key: str) -> tuple[str, ...]:
     """One class per non-blank line; refused when empty or when two lines name the same class."""
-    names = tuple(line.strip() for line in _read_lines(path, key) if line.strip())
+    return distinct_class_names((line for line in _read_lines(path, key)), f"{key}: the class-name file {path}")
+
+
+def distinct_class_names(names: Iterable[str], where: str) -> tuple[str, ...]:
+    """The non-blank names, stripped; refused (naming ``where``) when none is left or two name the
+    same class."""
+    names = tuple(name.strip() for name in names if name.strip())
     if not names:
-        raise ValueError(f"{key}: the class-name file {path} lists no class")
+        raise ValueError(f"{where} lists no class")
     words = [phrase(name) for name in names]
     repeated = sorted({w for w in words if words.count(w) > 1})
     if repeated:
-        raise ValueError(f"{key}: the class-name file {path} names {repeated} more than once")
+        raise ValueError(f"{where} names {repeated} more than once")
     return names
 
 

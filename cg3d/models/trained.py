@@ -9,10 +9,12 @@ run folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,13 @@ class ModelRecord:
     def num_points(self) -> int:
         """Points per cloud that pretraining used, the default for any cloud given to the model."""
         return int(self.run.get("num_points", DEFAULT_NUM_POINTS))
+
+    @cached_property
+    def checkpoint_sha256(self) -> str:
+        """The checkpoint file's digest: what an embeddings index records of the model that made
+        it, so that a query from any other model is refused (a path may be renamed or reused)."""
+        with open(self.checkpoint, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
 
     def provenance(self) -> dict:
         return {

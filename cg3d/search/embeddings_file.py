@@ -1,7 +1,8 @@
 """The on-disk embeddings index: one Parquet file, one row per shape, the model in its metadata.
 
 Columns: ``id`` and ``path`` (string), ``embedding`` (fixed_size_list<float32>[D], unit norm),
-and optionally ``thumbnail`` (PNG bytes) and ``label`` (string). The file's key/value metadata
+and optionally ``thumbnail`` (PNG bytes), ``label`` (string) and ``preview`` (a few hundred of
+the shape's points, evenly spread, as flat float32 x, y, z: what a page draws in 3D). The file's key/value metadata
 names the model that made the embeddings (checkpoint, its sha256, the CLIP model and weights,
 the settings as JSON, the dimension), so a query from another model can be refused:
 embeddings of two models live in different spaces and would rank as noise.
@@ -39,11 +40,12 @@ def write_embeddings(
     *,
     thumbnails: Sequence[bytes | None] | None = None,
     labels: Sequence[str | None] | None = None,
+    previews: Sequence[np.ndarray] | None = None,
 ) -> Path:
     """Write the rows and ``metadata`` (MODEL_KEYS and ``settings``) to ``path`` atomically."""
     path = Path(path)
     vectors = checked_embeddings(embeddings, "embeddings", str(path))
-    columns = {"id": ids, "path": paths, "thumbnail": thumbnails, "label": labels}
+    columns = {"id": ids, "path": paths, "thumbnail": thumbnails, "label": labels, "preview": previews}
     for name, values in columns.items():
         if values is not None and len(values) != len(vectors):
             raise ValueError(f"{path}: {len(values)} values of {name!r} for {len(vectors)} embeddings")
@@ -60,6 +62,8 @@ def write_embeddings(
         arrays["thumbnail"] = pa.array(thumbnails, pa.binary())
     if labels is not None:
         arrays["label"] = pa.array(labels, pa.string())
+    if previews is not None:
+        arrays["preview"] = pa.array([np.asarray(p, np.float32).reshape(-1) for p in previews], pa.list_(pa.float32()))
     file_metadata = {key: str(metadata[key]) for key in MODEL_KEYS}
     file_metadata |= {"format": FORMAT, "embedding_dim": str(dim),
                       "settings": json.dumps(metadata["settings"], sort_keys=True)}
