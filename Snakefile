@@ -25,6 +25,7 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/index.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -33,4 +34,5 @@ rule all:
         [dataset_done(name) for name in config["build"]],
         rules.pretrain.output.checkpoint,
         results_files(),
+        index_files(),
         rules.results_table.output.table,

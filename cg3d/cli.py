@@ -114,6 +114,13 @@ def _scene_query(args) -> None:
     print(json.dumps(summary["metrics"], indent=2))
 
 
+def _index(args) -> None:
+    from cg3d.inference.dataset_index import index_dataset
+
+    print(index_dataset(args.settings, Path(args.checkpoint), Path(args.run), [Path(p) for p in args.triplets],
+                        Path(args.manifest), Path(args.out)))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cg3d", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -157,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--triplets", nargs="+", required=True)
     scene = stage("scene-query", _scene_query, "language queries over scenes", "settings", "checkpoint", "out_dir")
     scene.add_argument("--triplets", nargs="+", required=True)
+    index = stage("index", _index, "embed a dataset's objects into a searchable index", "settings", "checkpoint",
+                  "run", "manifest", "out")
+    index.add_argument("--triplets", nargs="+", required=True)
     return parser
 
 

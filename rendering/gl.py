@@ -97,7 +97,7 @@ def load_triton_before_mesa() -> None:
     (about 0.1 s), both work.
     """
     if importlib.util.find_spec("triton") is not None:
-        import triton  # noqa: F401
+        importlib.import_module("triton")
 
 
 def context_error(platform: str, cause: BaseException) -> GLPlatformUnavailable:

@@ -10,7 +10,7 @@ reported with its reason; the others go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,16 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from cg3d.data.shape_files import ShapeCloud, ShapeFileError, iter_shape_files, read_shape
-from cg3d.inference.thumbnails import Thumbnails
+from cg3d.inference.index_format import PREVIEW_POINTS, index_metadata
 from cg3d.models.trained import TrainedModel
 from cg3d.search.embeddings_file import write_embeddings
 
 log = logging.getLogger(__name__)
-
-PREVIEW_POINTS = 512
-"""Points kept per shape for a 3D preview: the first of the model's farthest-point order, so they
-cover the shape evenly."""
-
 
 @dataclass
 class EmbeddedShapes:
@@ -42,18 +37,6 @@ class EmbeddedShapes:
 
     def matrix(self) -> np.ndarray:
         return np.concatenate(self.embeddings) if self.embeddings else np.zeros((0, 0), np.float32)
-
-
-def index_metadata(model: TrainedModel, up_axis: str = "y") -> dict:
-    """What an embeddings file records of the model that made it and how shapes were read."""
-    record = model.record
-    return {
-        "checkpoint": str(record.checkpoint),
-        "checkpoint_sha256": record.checkpoint_sha256,
-        "clip_model": record.clip_info["clip_model"],
-        "clip_pretrained": str(record.clip_info["pretrained_source"]),
-        "settings": {"model": record.provenance(), "num_points": record.num_points, "up_axis": up_axis},
-    }
 
 
 def find_shape_files(paths: Iterable[str | Path], skipped: list[ShapeFileError]) -> list[Path]:
@@ -100,11 +83,11 @@ def embed_shape_files(
     model: TrainedModel,
     paths: Iterable[str | Path],
     up_axis: str = "y",
-    thumbnails: Thumbnails | None = None,
+    thumbnails: Callable[[ShapeCloud], bytes] | None = None,
     progress: bool = True,
 ) -> EmbeddedShapes:
     """Embed every shape file in ``paths`` (folders walked recursively), with a thumbnail each
-    when ``thumbnails`` is given."""
+    (PNG bytes) when ``thumbnails`` is given (e.g. ``cg3d.inference.thumbnails.Thumbnails``)."""
     shapes = EmbeddedShapes(thumbnails=[] if thumbnails is not None else None)
     files = find_shape_files(paths, shapes.skipped)
     for batch in prepared_batches(model, files, up_axis, shapes.skipped, progress):

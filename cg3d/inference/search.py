@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cg3d.data.shape_files import SHAPE_SUFFIXES
-from cg3d.inference.embed import index_metadata, read_prepared
+from cg3d.inference.embed import read_prepared
+from cg3d.inference.index_format import index_metadata
 from cg3d.io import decode_rgb
 from cg3d.models.trained import TrainedModel
 from cg3d.plots import plot_gallery

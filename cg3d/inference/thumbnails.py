@@ -9,10 +9,9 @@ from __future__ import annotations
 import trimesh
 
 from cg3d.data.shape_files import ShapeCloud
+from cg3d.inference.index_format import THUMBNAIL_SIZE
 from rendering.png import encode_png
 from rendering.renderer import Renderer
-
-THUMBNAIL_SIZE = 128
 
 
 class Thumbnails:

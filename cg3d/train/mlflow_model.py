@@ -1,8 +1,8 @@
 """Pretraining's trained model in MLflow's model format, registered under the experiment's name.
 
 The run's model is :mod:`cg3d.models.mlflow_pyfunc` (logged as code: nothing is pickled) with
-``checkpoint.pt`` as its one artifact, the cg3d and rendering packages as its code paths, and the
-rules' training environment (``envs/train.yaml``, generated from pyproject) as its environment:
+``checkpoint.pt`` as its one artifact, the cg3d package as its code path (the model never
+renders), and the rules' training environment (``envs/train.yaml``, generated from pyproject) as its environment:
 given, so MLflow never infers requirements (which would load the model in a subprocess).
 ``runs:/<run id>/model`` and ``models:/cg3d-<name>/<version>`` then load it with
 ``mlflow.pyfunc.load_model`` or ``cg3d.load``.
@@ -14,13 +14,12 @@ import importlib.util
 import logging
 from pathlib import Path
 
-import rendering
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "model"
-PACKAGES = (Path(__file__).resolve().parents[1], Path(rendering.__file__).resolve().parent)
-TRAIN_ENV = PACKAGES[0].parent / "envs" / "train.yaml"
+PACKAGE = Path(__file__).resolve().parents[1]
+TRAIN_ENV = PACKAGE.parent / "envs" / "train.yaml"
 
 
 def registered_model_name(experiment: str) -> str:
@@ -60,7 +59,7 @@ def _log(checkpoint: Path, registered_name: str, embed_dim: int):
         name=MODEL_NAME,
         python_model=importlib.util.find_spec("cg3d.models.mlflow_model_code").origin,
         artifacts={mlflow_pyfunc.CHECKPOINT_ARTIFACT: str(checkpoint)},
-        code_paths=[str(package) for package in PACKAGES],
+        code_paths=[str(PACKAGE)],
         conda_env=str(TRAIN_ENV),
         signature=mlflow_pyfunc.model_signature(embed_dim),
         registered_model_name=registered_name,

@@ -261,6 +261,28 @@ def finetune_settings(wildcards):
     return settings(name=config["name"], finetune=config["finetune"]["settings"], tracking=config["tracking"])
 
 
+def index_datasets():
+    """The datasets `all` indexes: index.datasets, or the pretraining dataset."""
+    return config["index"]["datasets"] or [config["pretrain"]["dataset"]]
+
+
+def index_triplets(wildcards):
+    require_on_disk(wildcards.dataset)
+    return shard_files(wildcards.dataset)
+
+
+def index_manifest(wildcards):
+    return checkpoints.manifest.get(dataset=wildcards.dataset).output.manifest
+
+
+def index_settings(wildcards):
+    return evaluation_settings({}, index={"dataset": wildcards.dataset, "view": config["index"]["view"]})
+
+
+def index_files():
+    return [f"{RESULTS}/index_{dataset}.parquet" for dataset in index_datasets()]
+
+
 def results_files():
     """Every results file `all` makes: the evaluations, fine-tuning and the scene queries."""
     evaluations = [f"{RESULTS}/{target}.json" for target in EVALUATE["targets"]]
