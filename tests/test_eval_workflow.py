@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
+import pyarrow.parquet as pq
 import pytest
 from test_workflow import snakemake, yaml_default
 from workflow_config import eval_config, write_config
@@ -16,6 +19,7 @@ from workflow_config import eval_config, write_config
 from cg3d.config import ConfigError, validate_config
 from cg3d.data.label_map import MODELNET40_CLASSES
 from cg3d.io import read_results
+from cg3d.search.embeddings_file import read_embeddings
 
 TARGETS = ("results/zeroshot_modelnet40.json", "results/retrieval_toy.json")
 
@@ -61,6 +65,29 @@ def test_all_ends_with_fine_tuning_and_scene_queries(synthetic_run):
     assert set(summary["scenes"]) == {"composed_0"}
     assert (synthetic_run / "results/scene_query/scene_query_composed_0.png").stat().st_size > 0
     assert list((synthetic_run / "results/scene_query/scene_query_composed_0").glob("*.ply"))
+
+
+def test_all_indexes_the_pretraining_dataset_for_search(synthetic_run):
+    """The index holds every object of the toy shards with its source mesh and a thumbnail, names
+    the checkpoint, is logged by an MLflow run under pretraining, and the search command reads it."""
+    index = synthetic_run / "results/index_toy.parquet"
+    table, metadata = read_embeddings(index)
+    manifest = pq.read_table(synthetic_run / "data/toy/manifest.parquet")
+    assert sorted(table.column("id").to_pylist()) == sorted(manifest.column("object_id").to_pylist())
+    sources = dict(zip(manifest.column("object_id").to_pylist(), manifest.column("source_path").to_pylist()))
+    assert all(sources[i] == p for i, p in zip(table.column("id").to_pylist(), table.column("path").to_pylist()))
+    assert all(png.startswith(b"\x89PNG") for png in table.column("thumbnail").to_pylist())
+    assert metadata["checkpoint"] == "runs/test-run/pretrain/checkpoint.pt"
+    pretrain_run_id = json.loads((synthetic_run / "runs/test-run/pretrain/run.json").read_text())["mlflow_run_id"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{synthetic_run / 'mlflow.db'}")
+    [run] = client.search_runs(client.get_run(pretrain_run_id).info.experiment_id, "tags.stage = 'index'")
+    assert run.data.tags["mlflow.parentRunId"] == pretrain_run_id and run.data.metrics["objects"] == table.num_rows
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["index_toy.parquet"]
+    label = table.column("label")[0].as_py()
+    result = subprocess.run([sys.executable, "-m", "cg3d", "search", f"a {label}", "--index", str(index), "-k", "3",
+                             "--json", "--gallery", ""], cwd=synthetic_run, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(json.loads(result.stdout)) == 3
 
 
 def test_zero_shot_on_modelnet40_rendered_nothing(synthetic_run):

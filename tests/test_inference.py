@@ -2,6 +2,7 @@
 run as a user runs them (a real checkpoint, real files, subprocesses)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from cg3d.inference.classify import class_names
 from cg3d.inference.search import ShapeSearch
 from cg3d.search.embeddings_file import ModelMismatchError, read_embeddings, write_embeddings
 from user_shapes import BAD, GOOD
+from workflow_config import REPO
 
 
 def run_cg3d(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -142,3 +144,14 @@ def test_a_query_file_that_does_not_exist_is_not_searched_as_text(model, shape_i
         searcher.embed_query("missing.ply")
     with pytest.raises(ValueError, match="the text query is empty"):
         searcher.embed_query("  ")
+
+
+def test_the_readme_example_runs(shape_index):
+    readme = (REPO / "README.md").read_text().split("## Use the trained model on your own shapes")[1]
+    code = readme.split("```python\n")[1].split("```")[0]
+    code = code.replace("runs/sh3d-default/pretrain/checkpoint.pt", str(shape_index.checkpoint))
+    code = code.replace("my_chair.ply", str(shape_index.shapes / "furniture/ball.ply"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    probabilities = [float(x) for x in re.findall(r"\d\.\d+(?:e-?\d+)?", result.stdout)]
+    assert len(probabilities) == 3 and sum(probabilities) == pytest.approx(1.0, abs=1e-3)
