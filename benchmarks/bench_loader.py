@@ -43,7 +43,7 @@ from tqdm import tqdm
 from cg3d.settings import settings_hash
 from cg3d.data import shards
 from cg3d.data.augment import PRESETS
-from cg3d.data.dataset import TripletDataset, subsample
+from cg3d.data.dataset import TripletDataset, subsample_cloud
 from cg3d.data.fps import farthest_point_sample
 
 OUT = Path(__file__).resolve().parent / "out" / "loader"
@@ -150,18 +150,18 @@ class InMemoryBaseline:
         self.transform = clip_preprocess()
         self.rng = np.random.default_rng(seed)
 
-    def batches(self, fps: str, with_images: bool):
+    def batches(self, subsample: str, with_images: bool):
         """Endless batches of 64, reshuffled every pass."""
         while True:
             order = self.rng.permutation(len(self.frame))
             for first in range(0, len(order) - BATCH + 1, BATCH):
                 rows = order[first : first + BATCH]
-                yield default_collate([self.sample(i, fps, with_images) for i in rows])
+                yield default_collate([self.sample(i, subsample, with_images) for i in rows])
 
-    def sample(self, i: int, fps: str, with_images: bool) -> dict:
+    def sample(self, i: int, subsample: str, with_images: bool) -> dict:
         row = self.frame.iloc[i]
         cloud = np.frombuffer(row["points"], dtype=np.float32).reshape(-1, 3)
-        points = subsample(cloud, NUM_POINTS, fps, self.rng, random_start=True)
+        points = subsample_cloud(cloud, NUM_POINTS, subsample, self.rng, random_start=True)
         points, _ = self.augment(points, self.rng)
         captions = row["captions"]
         sample = {
@@ -176,12 +176,12 @@ class InMemoryBaseline:
         return sample
 
 
-def streaming_batches(paths: list[Path], fps: str, with_images: bool, augment: str):
+def streaming_batches(paths: list[Path], subsample: str, with_images: bool, augment: str):
     """Endless batches from TripletDataset, one epoch after another."""
     dataset = TripletDataset(
         paths,
         num_points=NUM_POINTS,
-        fps=fps,
+        subsample=subsample,
         augment=PRESETS[augment],
         image_transform=clip_preprocess(),
         class_names=CATEGORIES,
@@ -226,7 +226,7 @@ def child(spec: dict) -> dict:
     start = time.perf_counter()
     if spec["loader"] == "streaming":
         dataset = TripletDataset(
-            paths, num_points=NUM_POINTS, fps="random", image_transform=clip_preprocess()
+            paths, num_points=NUM_POINTS, subsample="random", image_transform=clip_preprocess()
         )
         samples = sum(len(batch["points"]) for batch in DataLoader(dataset, batch_size=BATCH))
     else:
@@ -272,18 +272,18 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     ordered = write_dataset(args.out / f"triplets-fps-ordered-{args.small}", args.small, fps_ordered=True)
     baselines = {"ordered": InMemoryBaseline(ordered, args.augment), "plain": InMemoryBaseline(small, args.augment)}
-    for fps in ("prefix", "prefix_subset", "random", "bucket", "exact"):
-        source = "ordered" if fps.startswith("prefix") else "plain"
+    for subsample in ("prefix", "prefix_subset", "random", "bucket", "exact"):
+        source = "ordered" if subsample.startswith("prefix") else "plain"
         for with_images in (False, True):
             contenders = {
-                "naive": baselines[source].batches(fps, with_images),
-                "streaming": streaming_batches(ordered if source == "ordered" else small, fps, with_images, args.augment),
+                "naive": baselines[source].batches(subsample, with_images),
+                "streaming": streaming_batches(ordered if source == "ordered" else small, subsample, with_images, args.augment),
             }
-            rates = race(contenders, args.seconds * (2 if fps == "exact" else 1))
+            rates = race(contenders, args.seconds * (2 if subsample == "exact" else 1))
             streaming, naive = rates["streaming"], rates["naive"]
             views = "decode 1 of 12, CLIP transform" if with_images else "not read"
             ratio = streaming / naive
-            print(f"| {fps} | {views} | {streaming:,.0f} | {naive:,.0f} | {ratio:.2f} |")
+            print(f"| {subsample} | {views} | {streaming:,.0f} | {naive:,.0f} | {ratio:.2f} |")
     del baselines
 
     print("\n## Peak RSS over one epoch (random subsample, views decoded), fresh process each\n")

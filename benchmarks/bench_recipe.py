@@ -16,7 +16,7 @@ from pathlib import Path
 
 from holdout_runs import PROTOCOLS, default_config, pretrain_and_score
 
-RECIPES = {"cg3d": {"augment": "cg3d", "fps": "prefix"}, "official": {"augment": "official", "fps": "prefix_subset"}}
+RECIPES = {"cg3d": {"augment": "cg3d", "subsample": "prefix"}, "official": {"augment": "official", "subsample": "prefix_subset"}}
 
 
 def main() -> None:

@@ -118,7 +118,7 @@ def triplets(tmp_path):
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_batches_have_the_promised_shapes_and_types(triplets, num_workers):
     sizes, paths = triplets
-    dataset = TripletDataset(paths, num_points=16, fps="random", class_names=CATEGORIES, seed=3)
+    dataset = TripletDataset(paths, num_points=16, subsample="random", class_names=CATEGORIES, seed=3)
     loader = DataLoader(dataset, batch_size=4, num_workers=num_workers)
     batches = list(loader)
     assert len(batches) == dataset.steps_per_epoch(4, num_workers)
@@ -142,7 +142,7 @@ def test_image_transform_and_unknown_classes(triplets):
         [transforms.Resize(16), transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)]
     )
     dataset = TripletDataset(
-        paths, num_points=8, fps="random", image_transform=preprocess, class_names=["chair"]
+        paths, num_points=8, subsample="random", image_transform=preprocess, class_names=["chair"]
     )
     samples = list(dataset)
     assert all(s["image"].shape == (3, 16, 16) for s in samples)
@@ -154,7 +154,7 @@ def test_image_transform_and_unknown_classes(triplets):
 def test_split_filter_yields_exactly_that_split(triplets):
     sizes, paths = triplets
     for split in ("train", "test"):
-        dataset = TripletDataset(paths, num_points=8, fps="random", split=split, shuffle=False)
+        dataset = TripletDataset(paths, num_points=8, subsample="random", split=split, shuffle=False)
         ids = [s["object_id"] for s in dataset]
         assert len(ids) == len(dataset) == len(set(ids))
         assert set(ids) == all_ids(sizes, split)
@@ -168,7 +168,7 @@ def test_excluded_objects_are_never_read_by_any_rank_or_worker(triplets):
     expected = all_ids(sizes, "train") - excluded  # 11 rows: one sits out each epoch over 2 ranks
     seen = []
     for rank in range(2):
-        dataset = TripletDataset(paths, num_points=8, fps="random", split="train", exclude_ids=excluded,
+        dataset = TripletDataset(paths, num_points=8, subsample="random", split="train", exclude_ids=excluded,
                                  rank=rank, world_size=2)  # fmt: skip
         ids = collect(dataset, num_workers=2)
         assert len(ids) == len(dataset) == len(expected) // 2
@@ -185,7 +185,7 @@ def test_two_ranks_two_workers_cover_every_row_exactly_once(triplets):
     sizes, paths = triplets  # 24 rows: divisible by 2 ranks
     seen = []
     for rank in range(2):
-        dataset = TripletDataset(paths, num_points=8, fps="random", rank=rank, world_size=2)
+        dataset = TripletDataset(paths, num_points=8, subsample="random", rank=rank, world_size=2)
         dataset.set_epoch(5)
         ids = collect(dataset, num_workers=2)
         assert len(ids) == len(dataset) == 12
@@ -198,7 +198,7 @@ def test_uneven_rows_give_equal_counts_and_steps_per_rank(tmp_path):
     paths = write_triplets(tmp_path, sizes)
     per_rank, steps = [], []
     for rank in range(2):
-        dataset = TripletDataset(paths, num_points=8, fps="random", rank=rank, world_size=2)
+        dataset = TripletDataset(paths, num_points=8, subsample="random", rank=rank, world_size=2)
         loader = DataLoader(dataset, batch_size=3, num_workers=2)
         batches = list(loader)
         steps.append(len(batches))
@@ -214,7 +214,7 @@ def test_epochs_reshuffle_deterministically_from_seed(triplets):
     _, paths = triplets
 
     def epoch(seed, number):
-        dataset = TripletDataset(paths, num_points=8, fps="random", seed=seed)
+        dataset = TripletDataset(paths, num_points=8, subsample="random", seed=seed)
         dataset.set_epoch(number)
         samples = list(dataset)
         return [s["object_id"] for s in samples], torch.stack([s["points"] for s in samples])
@@ -226,7 +226,7 @@ def test_epochs_reshuffle_deterministically_from_seed(triplets):
     assert ids_0 == ids_0_again and torch.equal(points_0, points_0_again)
     assert ids_1 != ids_0 and sorted(ids_1) == sorted(ids_0)
     assert ids_other_seed != ids_0
-    unshuffled = TripletDataset(paths, num_points=8, fps="random", shuffle=False)
+    unshuffled = TripletDataset(paths, num_points=8, subsample="random", shuffle=False)
     in_order = [s["object_id"] for s in unshuffled]
     assert in_order == sorted(in_order)
 
@@ -248,7 +248,7 @@ def _ddp_worker(rank: int, paths: list[Path], folder: Path) -> None:
         "gloo", init_method=f"file://{folder / 'rendezvous'}", rank=rank, world_size=2
     )
     try:
-        dataset = TripletDataset(paths, num_points=8, fps="random", with_images=False)
+        dataset = TripletDataset(paths, num_points=8, subsample="random", with_images=False)
         ids = collect(dataset, num_workers=0)
         result = {"rank": dataset.rank, "world_size": dataset.world_size, "ids": ids}
         (folder / f"rank{rank}.json").write_text(json.dumps(result))
@@ -267,7 +267,7 @@ def test_only_the_chosen_view_is_decoded(triplets, monkeypatch):
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(PIL.Image, "open", counting_open)
-    samples = list(TripletDataset(paths, num_points=8, fps="random", seed=7))
+    samples = list(TripletDataset(paths, num_points=8, subsample="random", seed=7))
     assert len(opened) == len(samples)
     # The decoded pixels are those of the view the sample names.
     assert all(int(s["image"][0, 0, 0]) == 40 * s["view_index"] for s in samples)
@@ -276,10 +276,10 @@ def test_only_the_chosen_view_is_decoded(triplets, monkeypatch):
 
 def test_corrupt_views_only_matter_when_chosen(tmp_path):
     paths = write_triplets(tmp_path, [6], views=[b"not a png"] * VIEWS)
-    points_only = TripletDataset(paths, num_points=8, fps="random", with_images=False)
+    points_only = TripletDataset(paths, num_points=8, subsample="random", with_images=False)
     assert len(list(points_only)) == 6
     with pytest.raises(ShardError, match=r"shard-00000\.parquet.*view \d of 's0-0\d\d'"):
-        list(TripletDataset(paths, num_points=8, fps="random"))
+        list(TripletDataset(paths, num_points=8, subsample="random"))
 
 
 def test_corrupt_shard_fails_with_its_name(triplets):
@@ -292,12 +292,12 @@ def test_corrupt_shard_fails_with_its_name(triplets):
 
 def test_subsampling_picks_stored_points(triplets):
     _, paths = triplets
-    exact = list(TripletDataset(paths, num_points=16, fps="exact", augment=False, shuffle=False))
+    exact = list(TripletDataset(paths, num_points=16, subsample="exact", augment=False, shuffle=False))
     for sample in exact:
         cloud = stored_cloud(sample["object_id"])
         expected = cloud[farthest_point_sample(cloud, 16, method="exact", start=0)]
         np.testing.assert_array_equal(sample["points"].numpy(), expected)
-    for sample in TripletDataset(paths, num_points=16, fps="bucket", augment=False):
+    for sample in TripletDataset(paths, num_points=16, subsample="bucket", augment=False):
         cloud = stored_cloud(sample["object_id"])
         rows = {tuple(p) for p in cloud}
         picked = [tuple(p) for p in sample["points"].numpy()]
@@ -308,7 +308,7 @@ def test_subsampling_picks_stored_points(triplets):
 
 def test_prefix_of_fps_ordered_clouds_is_their_fps_subsample(tmp_path):
     paths = write_triplets(tmp_path, [6, 4], fps_ordered=True)
-    samples = list(TripletDataset(paths, num_points=16, fps="prefix", augment=False, with_images=False))
+    samples = list(TripletDataset(paths, num_points=16, subsample="prefix", augment=False, with_images=False))
     assert len(samples) == 10
     for sample in samples:
         cloud = fps_order(stored_cloud(sample["object_id"]))
@@ -318,7 +318,7 @@ def test_prefix_of_fps_ordered_clouds_is_their_fps_subsample(tmp_path):
 
 def test_prefix_subset_draws_fresh_points_from_the_fps_prefix_each_epoch(tmp_path):
     paths = write_triplets(tmp_path, [6, 4], fps_ordered=True)
-    dataset = TripletDataset(paths, num_points=16, fps="prefix_subset", augment=Augmentation(()), with_images=False)
+    dataset = TripletDataset(paths, num_points=16, subsample="prefix_subset", augment=Augmentation(()), with_images=False)
     epochs = []
     for epoch in range(2):
         dataset.set_epoch(epoch)
@@ -328,14 +328,14 @@ def test_prefix_subset_draws_fresh_points_from_the_fps_prefix_each_epoch(tmp_pat
         assert len({tuple(p) for p in points}) == 16 and {tuple(p) for p in points} <= pool
         assert not np.array_equal(points, epochs[1][object_id])  # a new subset every epoch
     # Without augmentation (evaluation) it is the plain prefix: deterministic.
-    plain = TripletDataset(paths, num_points=16, fps="prefix_subset", augment=False, with_images=False)
+    plain = TripletDataset(paths, num_points=16, subsample="prefix_subset", augment=False, with_images=False)
     for sample in plain:
         np.testing.assert_array_equal(sample["points"].numpy(), fps_order(stored_cloud(sample["object_id"]))[:16])
 
 
 def test_fixed_view_pairs_each_object_with_one_view_for_the_whole_run(triplets):
     _, paths = triplets
-    dataset = TripletDataset(paths, num_points=16, fps="random", view="fixed", seed=3)
+    dataset = TripletDataset(paths, num_points=16, subsample="random", view="fixed", seed=3)
     chosen: dict[str, set[int]] = {}
     for epoch in range(3):
         dataset.set_epoch(epoch)
@@ -351,17 +351,17 @@ def test_fixed_view_pairs_each_object_with_one_view_for_the_whole_run(triplets):
 def test_prefix_refuses_clouds_not_in_fps_order(triplets):
     _, paths = triplets
     with pytest.raises(ShardError, match="not stored in farthest-point order"):
-        TripletDataset(paths, num_points=16, fps="prefix")
+        TripletDataset(paths, num_points=16, subsample="prefix")
 
 
 def test_load_split_returns_arrays_for_evaluation(triplets):
     sizes, paths = triplets
-    loaded = load_split(paths, "test", num_points=16, class_names=CATEGORIES, fps="exact")
+    loaded = load_split(paths, "test", num_points=16, class_names=CATEGORIES, subsample="exact")
     assert loaded.points.shape == (len(all_ids(sizes, "test")), 16, 3)
     assert loaded.points.dtype == np.float32 and loaded.labels.dtype == np.int64
     assert set(loaded.object_ids) == all_ids(sizes, "test")
     assert [CATEGORIES[i] for i in loaded.labels] == loaded.categories
-    again = load_split(paths, "test", num_points=16, class_names=CATEGORIES, fps="exact")
+    again = load_split(paths, "test", num_points=16, class_names=CATEGORIES, subsample="exact")
     np.testing.assert_array_equal(loaded.points, again.points)
 
 

@@ -29,11 +29,11 @@ def small_config(**overrides) -> dict:
         retrieval={"toy": {"split": "test", "views": [0, 2]}},
         targets=["zeroshot_toy", "retrieval_toy"],
     )
-    config["finetune"] = {"dataset": "toy", "settings": {"epochs": 1, "votes": 2, "fps": "prefix", "num_points": 256}}
+    config["finetune"] = {"dataset": "toy", "settings": {"epochs": 1, "votes": 2, "subsample": "prefix", "num_points": 256}}
     config["scene_query"] = {
         "dataset": "toy",
         "settings": {"scenes": 1, "objects_per_scene": 2, "region_sizes": [256], "regions_per_scale": 8,
-                     "num_points": 256, "points_per_object": 512, "floor_points": 256, "fps": "prefix"},
+                     "num_points": 256, "points_per_object": 512, "floor_points": 256, "subsample": "prefix"},
     }
     for key, value in overrides.items():
         section, _, name = key.partition(".")

@@ -62,7 +62,7 @@ def select_rows(table: pa.Table, split: str | None, exclude_ids: Collection[str]
     return table
 
 
-def subsample(
+def subsample_cloud(
     cloud: np.ndarray, count: int, method: str, rng: np.random.Generator, random_start: bool
 ) -> np.ndarray:
     """``count`` points of ``cloud`` by FPS or uniformly at random (a new array).
@@ -131,7 +131,7 @@ class TripletDataset(IterableDataset):
         self,
         shard_paths: Sequence[str | os.PathLike],
         num_points: int = 1024,
-        fps: str = "bucket",
+        subsample: str = "bucket",
         augment: bool | Augmentation = True,
         image_transform: Callable[[Image.Image], torch.Tensor] | None = None,
         split: str | None = None,
@@ -148,15 +148,15 @@ class TripletDataset(IterableDataset):
     ):
         if view not in VIEW_CHOICES:
             raise ValueError(f"unknown view choice {view!r}; choose one of {VIEW_CHOICES}")
-        if fps not in SUBSAMPLE_METHODS:
-            raise ValueError(f"unknown fps method {fps!r}; choose one of {SUBSAMPLE_METHODS}")
+        if subsample not in SUBSAMPLE_METHODS:
+            raise ValueError(f"unknown subsample method {subsample!r}; choose one of {SUBSAMPLE_METHODS}")
         if buffer_shards < 1:
             raise ValueError(f"buffer_shards must be at least 1, got {buffer_shards}")
         self.paths = sorted(Path(p) for p in shard_paths)
         if not self.paths:
             raise ValueError("TripletDataset needs at least one shard path")
         self.num_points = num_points
-        self.fps = fps
+        self.subsample = subsample
         self.view = view
         self.augment = PRESETS["cg3d"] if augment is True else (augment or None)
         self.image_transform = image_transform
@@ -169,7 +169,7 @@ class TripletDataset(IterableDataset):
         self.exclude_ids = frozenset(exclude_ids)
         self.rank, self.world_size = _resolve_rank(rank, world_size)
         self.epoch = 0
-        self.points_per_cloud = [_points_per_cloud(path, num_points, fps) for path in self.paths]
+        self.points_per_cloud = [_points_per_cloud(path, num_points, subsample) for path in self.paths]
         self.counts = [self._count(path) for path in self.paths]
         self.total = sum(self.counts)
         if self.total < self.world_size:
@@ -269,7 +269,7 @@ class TripletDataset(IterableDataset):
 
     def _sample(self, shard: _LoadedShard, row: int, rng: np.random.Generator) -> dict:
         augmenting = self.augment is not None
-        points = subsample(shard.clouds[row], self.num_points, self.fps, rng, augmenting)
+        points = subsample_cloud(shard.clouds[row], self.num_points, self.subsample, rng, augmenting)
         if augmenting:
             points, _ = self.augment(points, rng)
         captions = shard.captions[row].values
@@ -306,16 +306,16 @@ def load_split(
     split: str | None,
     num_points: int,
     class_names: Sequence[str] | None = None,
-    fps: str = "bucket",
+    subsample: str = "bucket",
 ) -> EvalSplit:
     """Every cloud of a split, subsampled deterministically (FPS from point 0), in shard order."""
-    if fps not in SUBSAMPLE_METHODS:
-        raise ValueError(f"unknown fps method {fps!r}; choose one of {SUBSAMPLE_METHODS}")
+    if subsample not in SUBSAMPLE_METHODS:
+        raise ValueError(f"unknown subsample method {subsample!r}; choose one of {SUBSAMPLE_METHODS}")
     class_index = {name: i for i, name in enumerate(class_names or ())}
     rng = np.random.default_rng(0)
     clouds, categories, object_ids = [], [], []
     for path in sorted(Path(p) for p in shard_paths):
-        stored = _points_per_cloud(path, num_points, fps)
+        stored = _points_per_cloud(path, num_points, subsample)
         table = read_table(path, columns=["object_id", "category", "split", "points"])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
@@ -323,7 +323,7 @@ def load_split(
             shard_clouds = column_to_points(table.column("points"), stored)
         except ValueError as error:
             raise ShardError(path, str(error)) from error
-        clouds.extend(subsample(c, num_points, fps, rng, random_start=False) for c in shard_clouds)
+        clouds.extend(subsample_cloud(c, num_points, subsample, rng, random_start=False) for c in shard_clouds)
         categories.extend(table.column("category").to_pylist())
         object_ids.extend(table.column("object_id").to_pylist())
     if not clouds:
@@ -332,13 +332,13 @@ def load_split(
     return EvalSplit(np.stack(clouds).astype(np.float32), labels, categories, object_ids)
 
 
-def _points_per_cloud(path: Path, num_points: int, fps: str) -> int:
+def _points_per_cloud(path: Path, num_points: int, subsample: str) -> int:
     """Points stored per cloud in a triplet shard, checked against the count to sample."""
     meta = read_meta(path)
     if meta["stage"] != "triplets":
         raise ShardError(path, f"is a {meta['stage']} shard where a triplets shard is needed")
-    if fps.startswith("prefix") and not meta.get("fps_ordered"):
-        raise ShardError(path, "clouds are not stored in farthest-point order: use fps 'bucket' or 'exact'")
+    if subsample.startswith("prefix") and not meta.get("fps_ordered"):
+        raise ShardError(path, "clouds are not stored in farthest-point order: use subsample 'bucket' or 'exact'")
     stored = meta["points_per_cloud"]
     if num_points > stored:
         raise ValueError(f"num_points={num_points} exceeds the {stored} points stored in {path}")

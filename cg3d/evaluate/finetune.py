@@ -101,7 +101,7 @@ def finetune_data(cfg: dict, shard_paths: Sequence[Path]) -> FinetuneData:
     classes, category_class = select_classes(train_categories, cfg["label_map"], cfg["min_per_class"], cfg["classes"])
     categories = sorted({c for split in by_split.values() for c in split if category_class(c) is not None})
     class_of_label = torch.tensor([classes.index(category_class(c)) for c in categories])
-    test = load_split(shard_paths, "test", cfg["num_points"], class_names=categories, fps=cfg["fps"])
+    test = load_split(shard_paths, "test", cfg["num_points"], class_names=categories, subsample=cfg["subsample"])
     test_keep = test.labels >= 0
     if not test_keep.any():
         raise ValueError(f"the test split holds no object of the fine-tuned classes {classes}")
@@ -112,7 +112,7 @@ def finetune_data(cfg: dict, shard_paths: Sequence[Path]) -> FinetuneData:
         "test_objects": int(test_keep.sum()),
         "test_dropped": int((~test_keep).sum()),
     }
-    train = TripletDataset(shard_paths, num_points=cfg["num_points"], fps=cfg["fps"], split="train",
+    train = TripletDataset(shard_paths, num_points=cfg["num_points"], subsample=cfg["subsample"], split="train",
                            seed=cfg["seed"], class_names=categories, rank=0, world_size=1, with_images=False)
     return FinetuneData(shards_dataset(shard_paths), classes, class_of_label, train, test.points[test_keep],
                         class_of_label[test.labels[test_keep]].numpy(), counts)  # fmt: skip

@@ -30,7 +30,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from cg3d.data.dataset import subsample
+from cg3d.data.dataset import subsample_cloud
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.data.shards import shards_dataset
@@ -60,11 +60,11 @@ def cut_regions(points: np.ndarray, sizes: Sequence[int], per_scale: int) -> tup
     return centres, members
 
 
-def region_clouds(points: np.ndarray, members: np.ndarray, num_points: int, fps: str) -> np.ndarray:
+def region_clouds(points: np.ndarray, members: np.ndarray, num_points: int, subsample: str) -> np.ndarray:
     """Each region normalised to the unit sphere and subsampled (deterministically) to ``num_points``."""
     rng = np.random.default_rng(0)
     return np.stack([
-        subsample(normalise_to_unit_sphere(points[indices]), num_points, fps, rng, random_start=False)
+        subsample_cloud(normalise_to_unit_sphere(points[indices]), num_points, subsample, rng, random_start=False)
         for indices in members
     ]).astype(np.float32)
 
@@ -99,7 +99,7 @@ def query_scene(trained: TrainedModel, scene: Scene, settings: dict) -> dict:
     """Score every query of ``scene`` against its regions; the heat map and per-query results.
 
     ``settings``: resolved scene_query settings (``region_sizes``, ``regions_per_scale``,
-    ``num_points``, ``fps``, ``heat``). Returns ``{"heat": [N, Q], "queries": [...], "means": {...},
+    ``num_points``, ``subsample``, ``heat``). Returns ``{"heat": [N, Q], "queries": [...], "means": {...},
     "regions": {...}}``.
     """
     if not scene.queries:
@@ -107,7 +107,7 @@ def query_scene(trained: TrainedModel, scene: Scene, settings: dict) -> dict:
     centres, members = cut_regions(scene.points, settings["region_sizes"], settings["regions_per_scale"])
     texts = trained.encode_classes(scene.queries).numpy()
     scores = [
-        trained.encode_prepared(region_clouds(scene.points, m, settings["num_points"], settings["fps"])).numpy() @ texts.T
+        trained.encode_prepared(region_clouds(scene.points, m, settings["num_points"], settings["subsample"])).numpy() @ texts.T
         for m in members
     ]
     heat = spread_scores(len(scene.points), members, scores, settings["heat"])
@@ -158,7 +158,7 @@ def load_scenes(cfg: dict, shard_paths: Sequence[str | Path]) -> list[Scene]:
                 for folder in s3dis_room_dirs(cfg["s3dis_root"], cfg["s3dis_rooms"])]
     return compose_scenes(
         shard_paths, cfg["scenes"], cfg["objects_per_scene"], cfg["points_per_object"], cfg["floor_points"],
-        tuple(cfg["object_size"]), cfg["gap"], cfg["seed"], cfg["split"], cfg["categories"], cfg["fps"],
+        tuple(cfg["object_size"]), cfg["gap"], cfg["seed"], cfg["split"], cfg["categories"], cfg["subsample"],
     )
 
 

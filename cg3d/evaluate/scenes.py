@@ -89,7 +89,7 @@ def compose_scenes(
     seed: int = 0,
     split: str = "test",
     categories: Sequence[str] | None = None,
-    fps: str = "bucket",
+    subsample: str = "bucket",
 ) -> list[Scene]:
     """``count`` scenes, each of ``objects_per_scene`` objects of distinct categories from ``split``.
 
@@ -105,7 +105,7 @@ def compose_scenes(
             f"need count >= 1, objects_per_scene >= 1, floor_points >= 0 and gap >= 0; got {count}, "
             f"{objects_per_scene}, {floor_points}, {gap}"
         )
-    data = load_split(shard_paths, split, points_per_object, fps=fps)
+    data = load_split(shard_paths, split, points_per_object, subsample=subsample)
     by_category: dict[str, list[int]] = {}
     for index, category in enumerate(data.categories):
         by_category.setdefault(category, []).append(index)

@@ -104,7 +104,7 @@ class Pretrainer:
         self.dataset = TripletDataset(
             shard_paths,
             num_points=self.train["num_points"],
-            fps=self.train["fps"],
+            subsample=self.train["subsample"],
             augment=build_augmentation(self.train["augment"]),
             image_transform=self.model.preprocess,
             split="train",
