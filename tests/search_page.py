@@ -92,7 +92,7 @@ def shown_error(driver: webdriver.Chrome) -> str:
 
 
 def preview_ink(driver: webdriver.Chrome) -> int:
-    """Pixels of the preview canvas that are not its white background."""
+    """Pixels of the preview canvas that are drawn and not its white background."""
     return driver.execute_script("""
         const canvas = document.getElementById("preview-canvas");
         const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
