@@ -104,6 +104,15 @@ def test_bad_requests_answer_400_with_one_line(client, shape_index):
     assert "cg3d-serve-" not in response.get_json()["error"]  # names the upload, not the temporary file
 
 
+def test_an_upload_over_the_limit_answers_413_with_one_line(searcher):
+    from cg3d.serve.app import create_app
+
+    app = create_app(searcher)
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = post_file(app.test_client(), "big.npy", bytes(2000))
+    assert response.status_code == 413 and "the upload is over" in response.get_json()["error"]
+
+
 def test_thumbnail_and_preview_routes(client, searcher):
     thumbnail = client.get("/api/thumbnail/0")
     assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/png"

@@ -53,7 +53,7 @@ def create_app(searcher: ShapeSearch) -> Flask:
         png = searcher.thumbnail(row) if row < rows else None
         if png is None:
             abort(404)
-        return Response(png, mimetype="image/png", headers={"Cache-Control": "max-age=3600"})
+        return Response(png, mimetype="image/png")  # not cached: another index may be served on this port next
 
     @app.get("/api/preview/<int:row>")
     def preview(row: int):
