@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create the virtual environment and install cg3d with its pinned dependencies.
 # System side (as root): apt lists, so the SH3D meshes can be fetched with `apt-get download`,
-# and Mesa's EGL for headless rendering.
+# Mesa's EGL for headless rendering, and headless Chromium for the search page's browser test.
 set -euo pipefail
 python=${1:-python3}
 venv=${2:-.venv}
@@ -9,7 +9,7 @@ venv=${2:-.venv}
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        libegl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa >/dev/null
+        libegl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa chromium chromium-driver >/dev/null
 elif ! ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so.0'; then
     echo "setup: no Mesa EGL found and not root; rendering needs Debian's libegl1 libegl-mesa0 libgl1-mesa-dri" >&2
 fi
