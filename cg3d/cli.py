@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from cg3d.inference.commands import add_commands, run_user_command
+from cg3d.serve.command import add_serve_command
 
 
 def _fetch_sh3d(args) -> None:
@@ -126,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     add_commands(sub)
+    add_serve_command(sub)
 
     def stage(name: str, handler, help: str, *args: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)

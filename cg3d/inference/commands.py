@@ -1,4 +1,4 @@
-"""`cg3d embed | classify | search | serve`: a trained model on the user's own shapes.
+"""`cg3d embed | classify | search`: a trained model on the user's own shapes (`cg3d serve`: cg3d.serve).
 
 Unlike the pipeline's stages, these take ordinary options. A bad file in a batch is skipped and
 listed at the end; a bad request (no such checkpoint, an index of another model, no classes)
@@ -23,6 +23,16 @@ def _load(args):
     import cg3d
 
     return cg3d.load(args.checkpoint, device=args.device, batch_size=args.batch_size)
+
+
+def open_search(args):
+    """The index of ``--index`` opened for the model of ``--checkpoint``, by default the one the
+    index names."""
+    from cg3d.inference.search import ShapeSearch
+    from cg3d.search.embeddings_file import inspect_embeddings
+
+    args.checkpoint = args.checkpoint or inspect_embeddings(args.index)[1]["checkpoint"]
+    return ShapeSearch(_load(args), args.index, args.method)
 
 
 def _report_skipped(skipped: list[ShapeFileError]) -> None:
@@ -65,11 +75,9 @@ def _classify(args) -> None:
 
 
 def _search(args) -> None:
-    from cg3d.inference.search import ShapeSearch, write_search_gallery
-    from cg3d.search.embeddings_file import inspect_embeddings
+    from cg3d.inference.search import write_search_gallery
 
-    args.checkpoint = args.checkpoint or inspect_embeddings(args.index)[1]["checkpoint"]
-    searcher = ShapeSearch(_load(args), args.index, args.method)
+    searcher = open_search(args)
     hits = searcher.search(searcher.embed_query(args.query), args.k)
     if args.json:
         print(json.dumps([hit.as_json() for hit in hits], indent=2))
@@ -83,24 +91,17 @@ def _search(args) -> None:
         print(f"no gallery: {args.index} holds no thumbnails (cg3d embed --thumbnails makes them)", file=sys.stderr)
 
 
-def _serve(args) -> None:
-    from cg3d.inference.search import ShapeSearch
-    from cg3d.search.embeddings_file import inspect_embeddings
-    from cg3d.serve.app import create_app
-
-    args.checkpoint = args.checkpoint or inspect_embeddings(args.index)[1]["checkpoint"]
-    app = create_app(ShapeSearch(_load(args), args.index, args.method))
-    print(f"cg3d serve: http://{args.host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr)
-    app.run(host=args.host, port=args.port, threaded=False)
-
-
-def _model_options(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
+def model_options(parser: argparse.ArgumentParser, checkpoint_required: bool = True) -> None:
     where = "a checkpoint.pt, or an MLflow runs:/<run id>/model or models:/<name>/<version> URI"
     if not checkpoint_required:
         where += " (default: the checkpoint the index names)"
     parser.add_argument("--checkpoint", required=checkpoint_required, help=where)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if there is one)")
     parser.add_argument("--batch-size", type=int, default=64, help="shapes per forward pass (default: 64)")
+
+
+def method_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default="auto", help="exact, ann (faiss IVF) or auto (IVF past 200k shapes)")
 
 
 def _shape_options(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +115,7 @@ def add_commands(sub) -> None:
     embed.add_argument("paths", nargs="+", metavar="PATH", help="shape files or folders")
     embed.add_argument("--out", required=True, help="the embeddings file to write (.parquet)")
     embed.add_argument("--thumbnails", action="store_true", help="render a thumbnail of each shape")
-    _model_options(embed)
+    model_options(embed)
     _shape_options(embed)
     embed.set_defaults(handler=_embed)
 
@@ -124,7 +125,7 @@ def add_commands(sub) -> None:
     classify.add_argument("--label-set", help="modelnet40, modelnet10, scanobjectnn, or a file of class names")
     classify.add_argument("-k", "--top-k", type=int, default=5, help="classes shown per file (default: 5)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _model_options(classify)
+    model_options(classify)
     _shape_options(classify)
     classify.set_defaults(handler=_classify)
 
@@ -133,21 +134,12 @@ def add_commands(sub) -> None:
     search.add_argument("--index", required=True, help="an embeddings file (cg3d embed, or the pipeline's)")
     search.add_argument("-k", type=int, default=10, help="results (default: 10)")
     search.add_argument("--gallery", default="search_gallery.png", help="the thumbnails PNG ('' for none)")
-    search.add_argument("--method", choices=("auto", "exact", "ann"), default="auto",
-                        help="exact search, or faiss IVF (auto: IVF past 200k shapes)")
+    method_option(search)
     search.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _model_options(search, checkpoint_required=False)
+    model_options(search, checkpoint_required=False)
     search.set_defaults(handler=_search)
 
-    serve = sub.add_parser("serve", help="a local search page over an index")
-    serve.add_argument("--index", required=True, help="an embeddings file with thumbnails")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--method", choices=("auto", "exact", "ann"), default="auto")
-    _model_options(serve, checkpoint_required=False)
-    serve.set_defaults(handler=_serve)
-
-    for parser in (embed, classify, search, serve):
+    for parser in (embed, classify, search):
         parser.set_defaults(user_command=True)
 
 
