@@ -23,13 +23,13 @@ import faiss
 import hnswlib
 import numpy as np
 import usearch.index
+from search_timing import command_line, interleaved_latencies, p50_p99_ms, report, timed
 
 from cg3d.search.ann import AnnParams, build_ivf
 from cg3d.search.index import EmbeddingIndex
-from search_timing import command_line, interleaved_latencies, p50_p99_ms, report, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synthetic_embeddings import DEFAULT_COMPONENTS, clustered_embeddings, recall_at_k  # noqa: E402
+from helpers.synthetic_embeddings import DEFAULT_COMPONENTS, clustered_embeddings, recall_at_k  # noqa: E402
 
 K = 10
 M = 16

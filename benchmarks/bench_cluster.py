@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from cluster_run import run_pipeline, slurm_jobs  # noqa: E402
+from helpers.cluster_run import run_pipeline, slurm_jobs  # noqa: E402
 
 
 def main() -> None:

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cg3d.train.losses import CG3DLoss
 from cg3d.models.factory import build_point_encoder
 from cg3d.train.grad_cache import GradCache
+from cg3d.train.losses import CG3DLoss
 
 POINTS, DIM = 1024, 512
 VARIANTS = ("whole", "grad_cache", "accumulation")

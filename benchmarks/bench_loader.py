@@ -40,11 +40,11 @@ from torch.utils.data import DataLoader, default_collate
 from torchvision import transforms
 from tqdm import tqdm
 
-from cg3d.settings import settings_hash
 from cg3d.data import shards
 from cg3d.data.augment import PRESETS
 from cg3d.data.dataset import TripletDataset, subsample_cloud
 from cg3d.data.fps import farthest_point_sample
+from cg3d.settings import settings_hash
 
 OUT = Path(__file__).resolve().parent / "out" / "loader"
 POINTS = 8192

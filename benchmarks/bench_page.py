@@ -23,16 +23,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from search_timing import command_line, p50_p99_ms, report
 from selenium.webdriver.common.by import By
 
 import cg3d
 from cg3d.inference.search import ShapeSearch
 from cg3d.search.embeddings_file import inspect_embeddings
 from cg3d.serve.app import DEFAULT_HITS, create_app
-from search_timing import command_line, p50_p99_ms, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import search_page  # noqa: E402
+import helpers.search_page as search_page  # noqa: E402
 
 SHAPES = ("chair", "table", "lamp", "sofa", "bed", "bookshelf", "vase", "cup", "bottle", "airplane")
 STYLES = ("a wooden", "a tall", "a round", "a small", "a modern", "an old")

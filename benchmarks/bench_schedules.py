@@ -22,8 +22,8 @@ from pathlib import Path
 import yaml
 
 from cg3d.data.shards import count_rows
-from cg3d.models.trained import load_trained
 from cg3d.evaluate.zeroshot import assign_labels, classification_scores, load_zeroshot_clouds
+from cg3d.models.trained import load_trained
 from cg3d.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 process, at 10k, 100k and 1M clustered synthetic embeddings (D=512), with IVF's recall@10
 against exact and the time to build it and to open a saved index.
 
-Data: tests/synthetic_embeddings.py (a normalised Gaussian mixture of 1000 uneven components by default);
+Data: tests/helpers/synthetic_embeddings.py (a normalised Gaussian mixture of 1000 uneven components by default);
 queries are fresh draws of the same mixture. Exact and IVF take turns per query. "open" is
 ``open_index`` on the Parquet file: the first one builds and caches IVF past the exact limit,
 the second memory-maps the cache and skips the embedding column.
@@ -18,15 +18,15 @@ import tempfile
 from pathlib import Path
 
 import faiss
+from search_timing import command_line, interleaved_latencies, p50_p99_ms, report, timed
 
 from cg3d.search.ann import AnnParams
 from cg3d.search.embeddings_file import write_embeddings
 from cg3d.search.index import EXACT_LIMIT, EmbeddingIndex, resolve_method
 from cg3d.search.saved_index import open_index
-from search_timing import command_line, interleaved_latencies, p50_p99_ms, report, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from synthetic_embeddings import DEFAULT_COMPONENTS, clustered_embeddings, recall_at_k  # noqa: E402
+from helpers.synthetic_embeddings import DEFAULT_COMPONENTS, clustered_embeddings, recall_at_k  # noqa: E402
 
 K = 10
 MODEL = {"checkpoint": "synthetic", "checkpoint_sha256": "0" * 64, "clip_model": "none",

@@ -17,9 +17,9 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from cg3d.train.losses import CG3DLoss
-from cg3d.models.factory import build_point_encoder
 from cg3d.models.device import resolve_device
+from cg3d.models.factory import build_point_encoder
+from cg3d.train.losses import CG3DLoss
 
 VARIANTS = [
     ("point_transformer", "small"),

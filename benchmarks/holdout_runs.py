@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from cg3d.data.captions import TEMPLATES
-from cg3d.models.trained import load_trained
-from cg3d.evaluate.zeroshot import SINGLE_PROMPT, held_out_class_scores
 from cg3d.data.holdout import Holdout
+from cg3d.evaluate.zeroshot import SINGLE_PROMPT, held_out_class_scores
+from cg3d.models.trained import load_trained
 from cg3d.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,15 +20,16 @@ import json
 import math
 import os
 import secrets
-from io import BytesIO
 from contextlib import contextmanager
 from functools import cache
+from io import BytesIO
 from pathlib import Path
 from typing import Iterator
 
 import jsonschema
 import yaml
 from PIL import Image
+
 
 def decode_rgb(data: bytes) -> Image.Image:
     """A rendered view's PNG bytes as an RGB image; anything else is a ValueError saying why."""

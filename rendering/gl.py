@@ -10,7 +10,6 @@ it differs from the one asked for.
 from __future__ import annotations
 
 import importlib.util
-
 import os
 import sys
 import warnings

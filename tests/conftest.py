@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
-from workflow_config import tiny_settings
+from helpers.workflow_config import tiny_settings
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +22,7 @@ class FinishedPretraining(NamedTuple):
 
 @pytest.fixture(scope="session")
 def toy_shards(tmp_path_factory) -> list[Path]:
-    from toy_shards import build_toy_shards
+    from helpers.toy_shards import build_toy_shards
 
     return build_toy_shards(tmp_path_factory.mktemp("toy"))
 
@@ -43,12 +43,11 @@ def cached_pretraining(toy_shards, tmp_path_factory) -> FinishedPretraining:
 
 @pytest.fixture(scope="session")
 def synthetic_run(tmp_path_factory) -> Path:
-    """A workdir where `snakemake all` ran on tests/workflow_config.py's eval_config: meshes to
+    """A workdir where `snakemake all` ran on tests/helpers/workflow_config.py's eval_config: meshes to
     pretraining, evaluations, fine-tuning, scene queries and the results table. Run once per
     session, as it is the slowest fixture; tests may rewrite config.yaml but must restore it."""
-    from layouts import write_modelnet_raw
-    from test_workflow import snakemake
-    from workflow_config import eval_config, write_config
+    from helpers.layouts import write_modelnet_raw
+    from helpers.workflow_config import eval_config, snakemake, write_config
 
     workdir = tmp_path_factory.mktemp("eval-workflow")
     write_modelnet_raw(workdir / "resources/ModelNet40", {"chair": (2, 2), "night_stand": (2, 1)})
@@ -67,11 +66,11 @@ class ShapeIndex(NamedTuple):
 
 @pytest.fixture(scope="session")
 def shape_index(cached_pretraining, tmp_path_factory) -> ShapeIndex:
-    """tests/user_shapes.py's folder embedded, with thumbnails, by the cached pretraining's model."""
+    """tests/helpers/user_shapes.py's folder embedded, with thumbnails, by the cached pretraining's model."""
     import cg3d
     from cg3d.inference.embed import embed_shape_files, write_index
     from cg3d.inference.thumbnails import Thumbnails
-    from user_shapes import write_user_shapes
+    from helpers.user_shapes import write_user_shapes
 
     folder = tmp_path_factory.mktemp("user-shapes")
     shapes = write_user_shapes(folder / "shapes")

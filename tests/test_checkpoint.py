@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from cg3d.models.trained import load_trained
 import cg3d
 from cg3d.models.checkpoint import (
     NotACheckpoint,
@@ -21,6 +20,7 @@ from cg3d.models.checkpoint import (
     save_checkpoint,
 )
 from cg3d.models.optim import point_optimizer, warmup_cosine
+from cg3d.models.trained import load_trained
 
 
 class MarkerPayload:

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from cg3d.data import shards
-from cluster_run import PRETRAIN_MEM_MB, TARGETS, rule_of, run_pipeline, slurm_jobs
+from helpers.cluster_run import PRETRAIN_MEM_MB, TARGETS, rule_of, run_pipeline, slurm_jobs
 
 pytestmark = pytest.mark.cluster
 

@@ -18,9 +18,9 @@ from cg3d.evaluate.class_lists import CLASS_LISTS
 from cg3d.evaluate.scene_query import HEAT_REDUCTIONS
 from cg3d.models.factory import POINT_ENCODERS
 from cg3d.settings import settings_hash
+from helpers.workflow_config import REPO
 from rendering.cameras import LAYOUTS
 from rendering.gl import PLATFORMS
-from workflow_config import REPO
 
 
 def default() -> dict:

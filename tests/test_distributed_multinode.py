@@ -8,14 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from workflow_config import REPO
+from helpers.workflow_config import REPO
 
-STEPS_SCRIPT = Path(__file__).with_name("ddp_steps.py")
+STEPS_SCRIPT = Path(__file__).parent / "helpers" / "ddp_steps.py"
 
 
 def free_port() -> int:

@@ -8,15 +8,14 @@ import importlib.metadata
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from rule_imports import modules_for, stages_by_env
-from workflow_config import REPO
+from helpers.rule_imports import modules_for, stages_by_env
+from helpers.workflow_config import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 from write_envs import ENVS, render_env  # noqa: E402

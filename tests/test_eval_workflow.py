@@ -13,13 +13,12 @@ from pathlib import Path
 import mlflow
 import pyarrow.parquet as pq
 import pytest
-from test_workflow import snakemake, yaml_default
-from workflow_config import eval_config, write_config
 
 from cg3d.config import ConfigError, validate_config
 from cg3d.data.label_map import MODELNET40_CLASSES
 from cg3d.io import read_results
 from cg3d.search.embeddings_file import read_embeddings
+from helpers.workflow_config import eval_config, snakemake, write_config, yaml_default
 
 TARGETS = ("results/zeroshot_modelnet40.json", "results/retrieval_toy.json")
 

@@ -25,8 +25,7 @@ import pytest
 import torch
 
 from cg3d.models.checkpoint import load_checkpoint
-from test_workflow import snakemake_command
-from workflow_config import REPO, small_config, write_config
+from helpers.workflow_config import REPO, small_config, snakemake_command, write_config
 
 pytestmark = pytest.mark.faults
 

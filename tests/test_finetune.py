@@ -14,14 +14,21 @@ import torch
 from cg3d.data.augment import Augmentation
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.shards import read_table
+from cg3d.evaluate.classifier import (
+    PointClassifier,
+    build_classifier,
+    predict_logits,
+    train_arm,
+    vote_augment,
+    vote_logits,
+)
+from cg3d.evaluate.finetune import finetune, select_classes
 from cg3d.models.cg3d_model import CG3D
 from cg3d.models.checkpoint import load_pretraining
-from cg3d.evaluate.classifier import PointClassifier, build_classifier, predict_logits, train_arm, vote_augment, vote_logits
-from cg3d.evaluate.finetune import finetune, select_classes
 from cg3d.settings import settings_of
 from cg3d.train.pretrain import pretrain
-from toy_shards import build_toy_shards
-from workflow_config import small_config
+from helpers.toy_shards import build_toy_shards
+from helpers.workflow_config import small_config
 
 CPU = torch.device("cpu")
 TINY = {"epochs": 2, "batch_size": 4, "num_points": 256, "votes": 3, "warmup_epochs": 0}

@@ -10,9 +10,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from cg3d.train.losses import CG3DLoss
 from cg3d.models.point_transformer import PointTransformer, PointTransformerConfig
 from cg3d.train.grad_cache import GradCache
+from cg3d.train.losses import CG3DLoss
 
 BATCH, POINTS, DIM = 8, 128, 16
 

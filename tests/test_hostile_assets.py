@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
-from layouts import class_mesh, write_obj, write_png
 
 from cg3d.data.meshes import BadMesh, GeometryBudget, geometry_warnings, instanced_faces, load_geometry
+from helpers.layouts import class_mesh, write_obj, write_png
 
 RED = (220, 20, 20)
 

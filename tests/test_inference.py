@@ -15,8 +15,8 @@ from cg3d.data.shape_files import read_shape
 from cg3d.inference.classify import class_names
 from cg3d.inference.search import ShapeSearch
 from cg3d.search.embeddings_file import ModelMismatchError, read_embeddings, write_embeddings
-from user_shapes import BAD, GOOD
-from workflow_config import REPO
+from helpers.user_shapes import BAD, GOOD
+from helpers.workflow_config import REPO
 
 
 def run_cg3d(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from cg3d.train.launch import (
     torchrun_command,
     training_section,
 )
-from workflow_config import REPO
+from helpers.workflow_config import REPO
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 

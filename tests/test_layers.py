@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_config import REPO
+from helpers.workflow_config import REPO
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 

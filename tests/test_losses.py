@@ -8,8 +8,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from cg3d.train.losses import CG3DLoss, clip_loss, gather_features
 from cg3d.models.factory import build_point_encoder
+from cg3d.train.losses import CG3DLoss, clip_loss, gather_features
 
 
 def normalised(rows, dim, seed):

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from layouts import class_mesh, coloured_scene, write_bad_meshes, write_obj, write_off, write_png
 
 from cg3d.data.meshes import (
-    GeometryBudget,
     NORMALS_KEY,
     BadMesh,
+    GeometryBudget,
     clean_geometry,
     geometry_warnings,
     load_geometry,
 )
+from helpers.layouts import class_mesh, coloured_scene, write_bad_meshes, write_obj, write_off, write_png
 
 
 @pytest.fixture(scope="module")

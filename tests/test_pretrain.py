@@ -17,10 +17,10 @@ import torch
 
 from cg3d.data.shards import read_table
 from cg3d.models.checkpoint import load_checkpoint
-from cg3d.train.plan import phases
-from cg3d.train.pretrain import NonFiniteLoss, Pretrainer, pretrain
 from cg3d.train.distributed import init_distributed
-from workflow_config import REPO, tiny_settings
+from cg3d.train.plan import phases
+from cg3d.train.pretrain import NonFiniteLoss, Pretrainer
+from helpers.workflow_config import REPO, tiny_settings
 
 
 def test_cached_schedule_trains_and_tracks(cached_pretraining, toy_shards):

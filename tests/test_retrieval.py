@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from eval_fixtures import eval_settings, make_pretrained_run
 from PIL import Image
-from toy_shards import build_toy_shards
 
 from cg3d.data.captions import class_prompts
 from cg3d.data.shards import read_table
-from cg3d.models.trained import TrainedModel
 from cg3d.evaluate import retrieval
 from cg3d.evaluate.eval_data import RetrievalSplit, retrieval_split
 from cg3d.io import read_results
+from cg3d.models.trained import TrainedModel
+from helpers.eval_fixtures import eval_settings, make_pretrained_run
+from helpers.toy_shards import build_toy_shards
 
 
 @pytest.fixture(scope="module")

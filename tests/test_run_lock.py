@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from cg3d.train.run_lock import LOCK_NAME, RunDirectoryLocked, run_directory_lock
-from workflow_config import REPO
+from helpers.workflow_config import REPO
 
 HOLD = "import sys, time; from pathlib import Path; from cg3d.train.run_lock import run_directory_lock\n" \
        "with run_directory_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)"

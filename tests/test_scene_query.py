@@ -24,6 +24,7 @@ import torch
 import trimesh
 from torch import nn
 
+from cg3d.config import ConfigError, validate_config
 from cg3d.data.dataset import load_split
 from cg3d.data.points import normalise_to_unit_sphere
 from cg3d.evaluate.scene_query import (
@@ -33,12 +34,11 @@ from cg3d.evaluate.scene_query import (
 )
 from cg3d.evaluate.scenes import FLOOR, compose_scenes, read_s3dis_room, s3dis_room_dirs
 from cg3d.models.cg3d_model import CG3D
-from cg3d.config import ConfigError, validate_config
 from cg3d.models.trained import ModelRecord, TrainedModel
 from cg3d.settings import settings_of
 from cg3d.train.pretrain import pretrain
-from toy_shards import build_toy_shards
-from workflow_config import small_config
+from helpers.toy_shards import build_toy_shards
+from helpers.workflow_config import small_config
 
 SCENE_CATEGORIES = ["sphere", "torus", "table"]  # held-out (test split) shapes of the toy shards
 SMALL_REGIONS = {"points_per_object": 512, "region_sizes": [256, 512], "regions_per_scale": 16, "num_points": 256}

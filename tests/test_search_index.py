@@ -18,7 +18,7 @@ from cg3d.search.embeddings_file import (
 )
 from cg3d.search.index import EXACT_LIMIT, EmbeddingIndex, resolve_method
 from cg3d.search.saved_index import open_index
-from synthetic_embeddings import clustered_embeddings, recall_at_k
+from helpers.synthetic_embeddings import clustered_embeddings, recall_at_k
 
 MODEL = {
     "checkpoint": "runs/a/pretrain/checkpoint.pt",

@@ -1,5 +1,5 @@
 """`cg3d serve`: the JSON API through Flask's test client, then the page itself in headless
-Chromium, over the real index of tests/user_shapes.py's files and the model that embedded them."""
+Chromium, over the real index of tests/helpers/user_shapes.py's files and the model that embedded them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-import search_page
-from user_shapes import BAD, GOOD
+import helpers.search_page as search_page
+from helpers.user_shapes import BAD, GOOD
 
 QUERY = "a tall round cylinder"
 

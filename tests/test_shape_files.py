@@ -7,7 +7,6 @@ import laspy
 import numpy as np
 import pytest
 import trimesh
-from layouts import write_off
 from pypcd4 import Encoding
 from pypcd4 import PointCloud as PcdCloud
 
@@ -16,6 +15,7 @@ from cg3d.data.manifest import shard_names
 from cg3d.data.points import normalise_to_unit_sphere, unit_vectors
 from cg3d.data.shape_files import ShapeFileError, iter_shape_files, read_shape
 from cg3d.data.shards import column_to_points, read_meta, read_table
+from helpers.layouts import write_off
 
 RNG = np.random.default_rng(0)
 POINTS = RNG.uniform(-1, 1, (200, 3)) * [0.5, 2.0, 1.0]  # tallest along y

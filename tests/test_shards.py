@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from cg3d.settings import settings_hash
 from cg3d.data import shards
 from cg3d.data.shards import ShardError
+from cg3d.settings import settings_hash
 
 POINTS = 32
 VIEWS = 3

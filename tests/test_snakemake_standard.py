@@ -9,9 +9,8 @@ import re
 import subprocess
 import sys
 
-from layouts import write_scanobjectnn
-from test_workflow import snakemake, snakemake_command
-from workflow_config import REPO, small_config, write_config
+from helpers.layouts import write_scanobjectnn
+from helpers.workflow_config import REPO, small_config, snakemake, snakemake_command, write_config
 
 # What the jobs import and the process building the DAG must not: a dry run of a big config
 # would pay seconds of imports, and GPU-less login nodes may not even hold them.

@@ -10,7 +10,13 @@ import h5py
 import numpy as np
 import pytest
 import trimesh
-from layouts import (
+
+from cg3d.data import sh3d_fetch
+from cg3d.data.manifest import hash_split
+from cg3d.data.meshes import NORMALS_KEY, GeometryBudget
+from cg3d.data.sources import SOURCES, DatasetMissing, make_source
+from cg3d.data.synsets import shapenet_categories
+from helpers.layouts import (
     SCANOBJECTNN_CLASSES,
     SH3D_TABLE_EXTENTS_Z_UP,
     shapenet_model_id,
@@ -23,12 +29,6 @@ from layouts import (
     write_sh3d_catalog,
     write_shapenetcore_v2,
 )
-
-from cg3d.data import sh3d_fetch
-from cg3d.data.meshes import NORMALS_KEY, GeometryBudget
-from cg3d.data.manifest import hash_split
-from cg3d.data.sources import SOURCES, DatasetMissing, make_source
-from cg3d.data.synsets import shapenet_categories
 
 
 def _by_id(source) -> dict:

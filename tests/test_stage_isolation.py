@@ -9,12 +9,11 @@ import os
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from layouts import class_mesh, write_obj
 
 from cg3d.data import shards, stages
 from cg3d.data.manifest import read_manifest
-from toy_shards import build_shards
-
+from helpers.layouts import class_mesh, write_obj
+from helpers.toy_shards import build_shards
 
 
 def truncated_png() -> bytes:

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cg3d.tracking import tracked_run
 from cg3d.models.checkpoint import load_checkpoint
+from cg3d.tracking import tracked_run
 from cg3d.train.distributed import init_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.pretrain import Pretrainer
 from cg3d.train.run_key import set_aside, shard_digests
-from toy_shards import build_toy_shards
-from workflow_config import tiny_settings
+from helpers.toy_shards import build_toy_shards
+from helpers.workflow_config import tiny_settings
 
 
 @pytest.fixture(scope="module")

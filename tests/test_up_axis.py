@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from layouts import write_modelnet_resampled, write_off
-from workflow_config import small_config
 
 from cg3d.data import stages
-from cg3d.data.meshes import NORMALS_KEY
 from cg3d.data.manifest import read_manifest, shard_names
+from cg3d.data.meshes import NORMALS_KEY
 from cg3d.data.shards import column_to_points, read_meta, read_table
 from cg3d.data.sources import make_source
+from helpers.layouts import write_modelnet_resampled, write_off
+from helpers.workflow_config import small_config
 from rendering import decode_png
 
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cg3d.train.losses import clip_loss
 from cg3d.models.clip import TextEmbeddingCache, load_clip
 from cg3d.models.visual_prompts import VisualPrompts, add_visual_prompts
+from cg3d.train.losses import clip_loss
 
 
 @pytest.fixture(scope="module")

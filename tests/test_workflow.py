@@ -11,26 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from cg3d.data import shards
-from layouts import class_mesh, write_obj
-from workflow_config import REPO, small_config, write_config
-
-
-def snakemake_command(workdir: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-    ]  # fmt: skip
-
-
-def snakemake(workdir: Path, *targets: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [*snakemake_command(workdir), "--cores", "2", *targets, *extra]
-    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+from helpers.layouts import class_mesh, write_obj
+from helpers.workflow_config import REPO, small_config, snakemake, snakemake_command, write_config, yaml_default
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +74,6 @@ def test_full_dag_dry_run_on_default_config(tmp_path):
     result = snakemake(tmp_path, "all", extra=("--dry-run",))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fetch_sh3d" in result.stdout and "manifest" in result.stdout
-
-
-def yaml_default() -> dict:
-    import yaml
-
-    return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
 def test_paths_with_spaces_quotes_and_semicolons_are_quoted(tmp_path):

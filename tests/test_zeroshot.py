@@ -15,8 +15,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from eval_fixtures import build_point_shards, eval_settings, make_pretrained_run
-from layouts import (
+from PIL import Image
+
+from cg3d.data.captions import TEMPLATES, class_prompts
+from cg3d.data.label_map import MODELNET40_CLASSES
+from cg3d.data.scanobjectnn import ScanObjectNNMissing, scanobjectnn_file
+from cg3d.evaluate import zeroshot
+from cg3d.evaluate.class_lists import CLASS_LISTS, resolve_class_list
+from cg3d.evaluate.eval_data import EvalClouds, clouds_from_scanobjectnn
+from cg3d.io import ResultsError, read_results, write_results
+from cg3d.models.trained import load_trained, prepare_cloud
+from helpers.eval_fixtures import build_point_shards, eval_settings, make_pretrained_run
+from helpers.layouts import (
     SCANOBJECTNN_CLASSES,
     class_mesh,
     write_modelnet_raw,
@@ -25,16 +35,6 @@ from layouts import (
     write_scanobjectnn,
     write_sh3d_catalog,
 )
-from PIL import Image
-
-from cg3d.data.captions import TEMPLATES, class_prompts
-from cg3d.evaluate import zeroshot
-from cg3d.evaluate.class_lists import CLASS_LISTS, resolve_class_list
-from cg3d.data.scanobjectnn import ScanObjectNNMissing, scanobjectnn_file
-from cg3d.evaluate.eval_data import EvalClouds, clouds_from_scanobjectnn
-from cg3d.data.label_map import MODELNET40_CLASSES
-from cg3d.models.trained import load_trained, prepare_cloud
-from cg3d.io import ResultsError, read_results, write_results
 
 MODELNET_FIXTURE = {"airplane": (1, 3), "chair": (1, 3), "night_stand": (1, 3), "bed": (2, 2)}
 

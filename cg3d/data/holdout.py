@@ -14,8 +14,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cg3d.data.shards import read_table
 from cg3d.data.label_map import class_mapper
+from cg3d.data.shards import read_table
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,16 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from cg3d.data.meshes import (DEFAULT_BUDGET, MESH_SUFFIXES, NORMALS_KEY, BadMesh, GeometryBudget,
-                                clean_geometry, geometry_warnings, load_geometry)
+from cg3d.data.meshes import (
+    DEFAULT_BUDGET,
+    MESH_SUFFIXES,
+    NORMALS_KEY,
+    BadMesh,
+    GeometryBudget,
+    clean_geometry,
+    geometry_warnings,
+    load_geometry,
+)
 from cg3d.data.point_files import POINT_SUFFIXES, FilePoints, UnusablePoints, random_rows, read_points
 from cg3d.data.points import normalise_to_unit_sphere, sample_surface, unit_vectors
 from cg3d.data.sources.base import UP_AXES, stand_upright, unreadable_reason

@@ -21,15 +21,15 @@ import pyarrow.parquet as pq
 import trimesh
 from tqdm import tqdm
 
-from cg3d.settings import settings_hash
 from cg3d.data import shards
-from cg3d.io import atomic_path
 from cg3d.data.captions import captions_for
 from cg3d.data.fps import farthest_point_sample
-from cg3d.data.meshes import BadMesh, GeometryBudget, geometry_warnings
 from cg3d.data.manifest import MeshRecord, read_manifest, read_manifest_skipped, write_manifest
+from cg3d.data.meshes import BadMesh, GeometryBudget, geometry_warnings
 from cg3d.data.points import sample_surface
 from cg3d.data.sources import make_source
+from cg3d.io import atomic_path
+from cg3d.settings import settings_hash
 
 log = logging.getLogger(__name__)
 

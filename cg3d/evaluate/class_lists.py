@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cg3d.data.captions import phrase
-from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.data.label_map import MODELNET10_CLASSES, MODELNET40_CLASSES
+from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
 from cg3d.data.scanobjectnn import SCANOBJECTNN_CLASSES
 
 CLASS_LISTS = ("modelnet40", "modelnet10", "scanobjectnn", "lvis")

@@ -24,7 +24,15 @@ import torch
 from cg3d.data.dataset import TripletDataset, load_split
 from cg3d.data.label_map import class_mapper
 from cg3d.data.shards import read_table, shards_dataset
-from cg3d.evaluate.classifier import ARMS, accuracy, build_classifier, predict_logits, train_arm, vote_augment, vote_logits
+from cg3d.evaluate.classifier import (
+    ARMS,
+    accuracy,
+    build_classifier,
+    predict_logits,
+    train_arm,
+    vote_augment,
+    vote_logits,
+)
 from cg3d.evaluate.job import evaluation_run, provenance_fields
 from cg3d.evaluate.metrics import confusion_matrix, per_class_accuracy
 from cg3d.io import write_results

@@ -37,18 +37,18 @@ from pathlib import Path
 import numpy as np
 
 from cg3d.data.captions import TEMPLATES, phrase
-from cg3d.data.manifest import read_manifest
+from cg3d.data.holdout import Holdout
+from cg3d.data.label_map import MODELNET40_CLASSES, class_mapper
 from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
+from cg3d.data.manifest import read_manifest
 from cg3d.evaluate import metrics
 from cg3d.evaluate.class_lists import read_templates, resolve_class_list
 from cg3d.evaluate.eval_data import EvalClouds, clouds_from_points_shards, clouds_from_scanobjectnn
-from cg3d.data.label_map import MODELNET40_CLASSES, class_mapper
-from cg3d.plots import plot_confusion
 from cg3d.evaluate.job import evaluation_run, provenance_fields
-from cg3d.models.trained import TrainedModel, load_trained
-from cg3d.io import write_results
 from cg3d.evaluate.unseen_classes import unseen_and_seen_scores
-from cg3d.data.holdout import Holdout
+from cg3d.io import write_results
+from cg3d.models.trained import TrainedModel, load_trained
+from cg3d.plots import plot_confusion
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
 from typing import TYPE_CHECKING
 
 from cg3d.data.sources.base import UP_AXES

@@ -25,10 +25,10 @@ from PIL import Image
 from cg3d.data.captions import TEMPLATES, class_prompts
 from cg3d.data.fps import farthest_point_sample
 from cg3d.data.points import normalise_to_unit_sphere
+from cg3d.io import decode_rgb
 from cg3d.models.cg3d_model import CG3D
 from cg3d.models.checkpoint import load_pretraining
 from cg3d.models.device import resolve_device
-from cg3d.io import decode_rgb
 
 DEFAULT_NUM_POINTS = 1024
 

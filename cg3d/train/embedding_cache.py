@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from cg3d.io import atomic_path
 from cg3d.data.dataset import select_rows
 from cg3d.data.shards import read_table
+from cg3d.io import atomic_path
 from cg3d.models.cg3d_model import CG3D
 from cg3d.models.trained import encode_image_batches
 from cg3d.train.distributed import DistInfo

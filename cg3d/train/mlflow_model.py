@@ -14,7 +14,6 @@ import importlib.util
 import logging
 from pathlib import Path
 
-
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "model"

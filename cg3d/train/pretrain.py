@@ -36,24 +36,24 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cg3d.settings import settings_hash
-from cg3d.io import atomic_path
 from cg3d.data.augment import build_augmentation
 from cg3d.data.dataset import TripletDataset, fixed_view
-from cg3d.train.losses import CG3DLoss
+from cg3d.data.holdout import Holdout
+from cg3d.io import atomic_path
 from cg3d.models.cg3d_model import CG3D
-from cg3d.tracking import tracked_run, tracking_uri_from
 from cg3d.models.checkpoint import load_checkpoint, save_checkpoint
+from cg3d.models.optim import point_optimizer, prompt_optimizer
+from cg3d.settings import settings_hash
+from cg3d.tracking import tracked_run, tracking_uri_from
 from cg3d.train import distributed
 from cg3d.train.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
 from cg3d.train.embedding_cache import CachedImageEmbeddings, build_image_cache
 from cg3d.train.grad_cache import GradCache
-from cg3d.data.holdout import Holdout
-from cg3d.models.optim import point_optimizer, prompt_optimizer
-from cg3d.train.plan import lr_schedules, per_process_chunk, phases
+from cg3d.train.losses import CG3DLoss
 from cg3d.train.mlflow_model import log_trained_model
-from cg3d.train.run_key import run_key, set_aside, shard_digests, shards_digest
 from cg3d.train.parent_death import die_with_parent
+from cg3d.train.plan import lr_schedules, per_process_chunk, phases
+from cg3d.train.run_key import run_key, set_aside, shard_digests, shards_digest
 from cg3d.train.run_lock import run_directory_lock
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from cg3d.data.meshes import DEFAULT_BUDGET, NORMALS_KEY, GeometryBudget, load_geometry
 from cg3d.data.manifest import MeshRecord
+from cg3d.data.meshes import DEFAULT_BUDGET, NORMALS_KEY, GeometryBudget, load_geometry
 
 log = logging.getLogger(__name__)
 

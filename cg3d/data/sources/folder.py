@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cg3d.data.sources.base import MeshSource, unreadable_reason
-from cg3d.data.meshes import MESH_SUFFIXES
 from cg3d.data.manifest import MeshRecord, hash_split
+from cg3d.data.meshes import MESH_SUFFIXES
+from cg3d.data.sources.base import MeshSource, unreadable_reason
 from cg3d.data.sources.naming import category_words
 
 SPLIT_FOLDERS = ("train", "test")

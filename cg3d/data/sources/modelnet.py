@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from cg3d.data.meshes import NORMALS_KEY, BadMesh, clean_geometry
 from cg3d.data.manifest import MeshRecord
+from cg3d.data.meshes import NORMALS_KEY, BadMesh, clean_geometry
 from cg3d.data.sources.base import DatasetMissing, MeshSource
 from cg3d.data.sources.naming import category_words
 

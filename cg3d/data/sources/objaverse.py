@@ -19,8 +19,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from cg3d.data.lvis import lvis_annotations_path, read_lvis_annotations
-from cg3d.data.sources.base import MeshSource, unreadable_reason
 from cg3d.data.manifest import MeshRecord, hash_split
+from cg3d.data.sources.base import MeshSource, unreadable_reason
 from cg3d.data.sources.naming import category_words
 
 DEFAULT_CATEGORY = "object"

@@ -12,8 +12,8 @@ import json
 import re
 from pathlib import Path
 
-from cg3d.data.sources.base import MeshSource
 from cg3d.data.manifest import MeshRecord, hash_split
+from cg3d.data.sources.base import MeshSource
 from cg3d.data.sources.naming import category_words
 from cg3d.data.synsets import shapenet_categories
 

@@ -14,9 +14,9 @@ import numpy as np
 import trimesh
 from trimesh import creation
 
-from cg3d.data.sources.base import TO_Y_UP, MeshSource
-from cg3d.data.meshes import clean_geometry
 from cg3d.data.manifest import MeshRecord, hash_split
+from cg3d.data.meshes import clean_geometry
+from cg3d.data.sources.base import TO_Y_UP, MeshSource
 
 SCHEME = "synthetic://"
 LICENSE = "CC0 (generated)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from workflow_config import REPO, small_config, write_config
+from helpers.workflow_config import REPO, small_config, write_config
 
 TARGETS = ("data/toy/summary.json", "runs/test-run/pretrain/checkpoint.pt")
 PRETRAIN_MEM_MB = 2000

@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from workflow_config import REPO
+from helpers.workflow_config import REPO
 
 PROJECT_PACKAGES = ("cg3d", "rendering")
 # `cg3d launch-pretrain` replaces itself with torchrun running `cg3d pretrain`.

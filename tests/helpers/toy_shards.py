@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cg3d.data import stages
 from cg3d.data.manifest import shard_names
-from workflow_config import small_config
+from helpers.workflow_config import small_config
 
 
 def build_shards(name: str, dataset: dict, root: Path, test_fraction: float, per_shard: int) -> tuple[Path, list[Path]]:

@@ -10,9 +10,9 @@ from pathlib import Path
 from cg3d.data import stages
 from cg3d.data.manifest import shard_names
 from cg3d.models.cg3d_model import CG3D
-from cg3d.tracking import tracked_run
 from cg3d.models.checkpoint import save_checkpoint
-from workflow_config import small_config
+from cg3d.tracking import tracked_run
+from helpers.workflow_config import small_config
 
 EXPERIMENT = "test-eval"
 

@@ -1,13 +1,16 @@
-"""A small pipeline config on synthetic shapes, for tests that run the real workflow."""
+"""Small pipeline configs on synthetic shapes, and the Snakemake command line, for tests that run
+the real workflow."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def small_config(**overrides) -> dict:
@@ -85,3 +88,23 @@ def tiny_settings(tmp_path: Path, **pretrain) -> dict:
         "pretrain": train,
         "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
     }
+
+
+def snakemake_command(workdir: Path) -> list[str]:
+    """This checkout's Snakefile run in ``workdir`` on its config.yaml."""
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"),
+    ]  # fmt: skip
+
+
+def snakemake(workdir: Path, *targets: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    command = [*snakemake_command(workdir), "--cores", "2", *targets, *extra]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+
+
+def yaml_default() -> dict:
+    """The embedded default config, as a user's checkout has it."""
+    return yaml.safe_load((REPO / "config.yaml").read_text())

@@ -3,7 +3,7 @@
 batch). It uses the trainer's own process-group set-up, losses, DDP and collectives, so equal
 losses mean the distributed run computes what one process computes.
 
-    python tests/ddp_steps.py OUT.json            # or: torchrun ... tests/ddp_steps.py OUT.json
+    python tests/helpers/ddp_steps.py OUT.json            # or: torchrun ... tests/helpers/ddp_steps.py OUT.json
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from cg3d.train.losses import CG3DLoss
 from cg3d.models.factory import build_point_encoder
 from cg3d.train import distributed as ddp
+from cg3d.train.losses import CG3DLoss
 
 GLOBAL_BATCH, POINTS, DIM, STEPS = 8, 64, 16, 4
 
