@@ -10,8 +10,11 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         libegl1 libegl-mesa0 libgl1-mesa-dri libglu1-mesa chromium chromium-driver >/dev/null
-elif ! ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so.0'; then
-    echo "setup: no Mesa EGL found and not root; rendering needs Debian's libegl1 libegl-mesa0 libgl1-mesa-dri" >&2
+else
+    ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa.so.0' \
+        || echo "setup: no Mesa EGL found and not root; rendering needs Debian's libegl1 libegl-mesa0 libgl1-mesa-dri" >&2
+    command -v chromedriver >/dev/null \
+        || echo "setup: no chromedriver and not root; the search page's browser test needs Debian's chromium chromium-driver" >&2
 fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"

@@ -44,20 +44,26 @@ class Hit:
         return dict(self.__dict__)
 
 
+def file_kind(name: str | Path) -> str:
+    """``image`` or ``shape`` by the file's extension; a file of any other kind is refused."""
+    suffix = Path(name).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in SHAPE_SUFFIXES:
+        return "shape"
+    raise ValueError(f"{name}: neither an image ({' '.join(IMAGE_SUFFIXES)}) nor a shape file "
+                     f"({' '.join(SHAPE_SUFFIXES)})")
+
+
 def query_kind(query: str) -> str:
-    """``image`` or ``shape`` for a file of that kind, ``text`` for anything that is no file
-    name; a file of another kind, or a missing file with an image or shape extension, is refused."""
+    """The kind of a command-line query: a file's (``file_kind``), or ``text`` for anything that
+    names no file; a missing file with an image or shape extension is refused, not read as text."""
     path = Path(query)
-    suffix = path.suffix.lower()
-    known = suffix in IMAGE_SUFFIXES or suffix in SHAPE_SUFFIXES
-    if not path.is_file():
-        if known and "\n" not in query:
-            raise FileNotFoundError(f"{query}: no such file (a query naming a {suffix} file must exist)")
-        return "text"
-    if not known:
-        raise ValueError(f"{path}: neither an image ({' '.join(IMAGE_SUFFIXES)}) nor a shape file "
-                         f"({' '.join(SHAPE_SUFFIXES)})")
-    return "image" if suffix in IMAGE_SUFFIXES else "shape"
+    if path.is_file():
+        return file_kind(path)
+    if "\n" not in query and path.suffix.lower() in (*IMAGE_SUFFIXES, *SHAPE_SUFFIXES):
+        raise FileNotFoundError(f"{query}: no such file (a query naming a {path.suffix} file must exist)")
+    return "text"
 
 
 def read_image(data: bytes, where: str) -> Image.Image:

@@ -17,8 +17,7 @@ from flask import Flask, Response, abort, jsonify, request, url_for
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from cg3d.data.shape_files import SHAPE_SUFFIXES
-from cg3d.inference.search import IMAGE_SUFFIXES, ShapeSearch
+from cg3d.inference.search import ShapeSearch, file_kind
 
 DEFAULT_HITS = 12
 MAX_HITS = 100
@@ -88,13 +87,10 @@ def embed_request(searcher: ShapeSearch) -> tuple[str, np.ndarray]:
 
 def embed_upload(searcher: ShapeSearch, upload: FileStorage) -> tuple[str, np.ndarray]:
     name = Path(upload.filename).name
-    suffix = Path(name).suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "image", searcher.embed_image(upload.read(), name)
-    if suffix in SHAPE_SUFFIXES:
-        return "shape", embed_uploaded_shape(searcher, upload, name)
-    raise ValueError(f"{name}: neither an image ({' '.join(IMAGE_SUFFIXES)}) "
-                     f"nor a shape file ({' '.join(SHAPE_SUFFIXES)})")
+    kind = file_kind(name)
+    if kind == "image":
+        return kind, searcher.embed_image(upload.read(), name)
+    return kind, embed_uploaded_shape(searcher, upload, name)
 
 
 def embed_uploaded_shape(searcher: ShapeSearch, upload: FileStorage, name: str) -> np.ndarray:
