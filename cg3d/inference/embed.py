@@ -24,6 +24,7 @@ from cg3d.search.embeddings_file import write_embeddings
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class EmbeddedShapes:
     """One row per shape that could be used, and the files that could not."""
@@ -36,7 +37,7 @@ class EmbeddedShapes:
     skipped: list[ShapeFileError] = field(default_factory=list)
 
     def matrix(self) -> np.ndarray:
-        return np.concatenate(self.embeddings) if self.embeddings else np.zeros((0, 0), np.float32)
+        return np.concatenate(self.embeddings)
 
 
 def find_shape_files(paths: Iterable[str | Path], skipped: list[ShapeFileError]) -> list[Path]:
@@ -102,10 +103,9 @@ def embed_shape_files(
     return shapes
 
 
-def write_index(path: str | Path, shapes: EmbeddedShapes, model: TrainedModel, up_axis: str = "y",
-                labels: Sequence[str | None] | None = None) -> Path:
+def write_index(path: str | Path, shapes: EmbeddedShapes, model: TrainedModel, up_axis: str = "y") -> Path:
     """The embeddings file of ``shapes``, naming ``model`` in its metadata."""
     if not shapes.ids:
         raise ValueError(f"{path}: no shape could be embedded, so there is no index to write")
     return write_embeddings(path, shapes.ids, shapes.paths, shapes.matrix(), index_metadata(model, up_axis),
-                            thumbnails=shapes.thumbnails, labels=labels, previews=shapes.previews)
+                            thumbnails=shapes.thumbnails, previews=shapes.previews)

@@ -127,9 +127,10 @@ def write_search_gallery(searcher: ShapeSearch, query: str, hits: list[Hit], pat
     """A PNG: the query (its text, its image, or a shape file's name) and the hits' thumbnails,
     each titled with its score."""
     kind = query_kind(query)
-    shown = read_image(Path(query).read_bytes(), query) if kind == "image" else query
-    if kind == "shape":
-        shown = f"shape: {Path(query).name}"
+    if kind == "image":
+        shown = np.asarray(read_image(Path(query).read_bytes(), query))
+    else:
+        shown = f"shape: {Path(query).name}" if kind == "shape" else query
     thumbnails = [np.asarray(decode_rgb(searcher.thumbnail(hit.row))) for hit in hits]
     titles = [f"{hit.score:.3f} {hit.label or Path(hit.id).stem}"[:24] for hit in hits]
-    return plot_gallery([np.asarray(shown) if kind == "image" else shown], [thumbnails], path, hit_titles=[titles])
+    return plot_gallery([shown], [thumbnails], path, hit_titles=[titles])
