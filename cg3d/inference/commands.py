@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cg3d.data.sources.base import UP_AXES
@@ -27,10 +28,15 @@ def _load(args):
 def open_search(args):
     """The index of ``--index`` opened for the model of ``--checkpoint``, by default the one the
     index names."""
+    from cg3d.inference.model_source import MLFLOW_SCHEMES
     from cg3d.inference.search import ShapeSearch
     from cg3d.search.embeddings_file import inspect_embeddings
 
-    args.checkpoint = args.checkpoint or inspect_embeddings(args.index)[1]["checkpoint"]
+    if not args.checkpoint:
+        args.checkpoint = inspect_embeddings(args.index)[1]["checkpoint"]
+        if not args.checkpoint.startswith(MLFLOW_SCHEMES) and not Path(args.checkpoint).is_file():
+            raise FileNotFoundError(f"{args.index} was made by the checkpoint {args.checkpoint}, which is not there "
+                                    "from here: run from the folder it was made in, or give --checkpoint")
     return ShapeSearch(_load(args), args.index, args.method)
 
 
