@@ -1,9 +1,9 @@
 """An index of L2-normalised embeddings with ids, searched by cosine similarity.
 
 Exact search (a torch matmul and top-k) answers a single query over 100k x 512 rows in about
-30 ms on 2 busy cores and over 1M in about 350 ms; past ``EXACT_LIMIT`` rows the index switches
-to faiss IVF (cg3d/search/ann.py), about 30x faster at 1M with recall@10 >= 0.99 against exact
-(benchmarks/bench_search.py). ``method`` overrides the choice either way.
+15 ms on 2 cores and over 1M in about 140 ms; past ``EXACT_LIMIT`` rows the index switches to
+faiss IVF (cg3d/search/ann.py), about 15x faster at 1M with recall@10 of 0.99 or better against
+exact (benchmarks/bench_search.py, BENCHMARKS.md). ``method`` overrides the choice either way.
 """
 
 from __future__ import annotations

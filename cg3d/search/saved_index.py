@@ -1,7 +1,8 @@
 """Open an embeddings file for search, its ANN structure cached beside it.
 
-Building IVF over 1M rows takes about 40 s on 2 cores and decoding the Parquet embedding column
-another 10 s, so a search command must do neither each time. The cache file,
+Opening a 1M-row file the first time (hashing it, decoding the Parquet embedding column, building
+IVF) takes about 40 s on 2 cores and with its cache about 1 s, so a search command must not
+build each time. The cache file,
 ``<name>.ann-<key>.faiss`` next to the Parquet file, is keyed by the sha256 of the Parquet bytes
 and the ANN parameters: a rewritten file or other parameters never meet a stale structure, and
 older caches of the same file are removed when a new one is written. With a cache, the
