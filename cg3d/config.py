@@ -59,12 +59,13 @@ def validate_config(config: dict) -> dict:
     for section in ("pretrain", "finetune", "scene_query"):
         references.append((f"{section}.dataset", config.get(section, {}).get("dataset")))
     references += _evaluation_references(config.get("evaluate", {}))
+    references += [("index.datasets", name) for name in config.get("index", {}).get("datasets") or []]
     for key, name in references:
         if name is not None and name not in datasets:
             problems.append(f"config key '{key}': '{name}' is not a key of 'datasets'")
     problems += _evaluation_problems(config) + _holdout_problems(config)
     problems += _augment_problems(config) + _caption_problems(config) + _batch_problems(config)
-    problems += _region_problems(config)
+    problems += _region_problems(config) + _index_view_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -102,6 +103,14 @@ def _evaluation_problems(config: dict) -> list[str]:
                 f"(render.views is {rendered})"
             )
     return problems
+
+
+def _index_view_problems(config: dict) -> list[str]:
+    """The index's thumbnails come from a rendered view."""
+    rendered, view = config.get("render", {}).get("views"), config.get("index", {}).get("view")
+    if isinstance(rendered, int) and isinstance(view, int) and view >= rendered:
+        return [f"config key 'index.view': view {view} is not rendered (render.views is {rendered})"]
+    return []
 
 
 def _holdout_problems(config: dict) -> list[str]:

@@ -75,6 +75,9 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["data"].update(max_instances=0), "data.max_instances"),
         (lambda c: c["data"].update(max_file_mb="big"), "data.max_file_mb"),
         (lambda c: c["data"].pop("max_texture_pixels"), "data.max_texture_pixels"),
+        (lambda c: c["index"].update(datasets=["missing"]), "index.datasets"),
+        (lambda c: c["index"].update(view=12), "index.view"),
+        (lambda c: c["index"].update(thumbnails=True), "index.thumbnails"),
     ],
 )
 def test_mistakes_name_the_key(mutate, key):
