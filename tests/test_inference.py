@@ -12,7 +12,7 @@ import pytest
 
 import cg3d
 from cg3d.data.shape_files import read_shape
-from cg3d.inference.classify import class_names
+from cg3d.inference.classify import class_names, classify_shape_files
 from cg3d.inference.search import ShapeSearch
 from cg3d.search.embeddings_file import ModelMismatchError, read_embeddings, write_embeddings
 from helpers.user_shapes import BAD, GOOD
@@ -75,6 +75,16 @@ def test_classify_gives_the_top_classes_as_json_and_as_a_table(shape_index):
     assert document["skipped"][0]["path"] == files[1] and "fewer than" in document["skipped"][0]["reason"]
     table = run_cg3d("classify", files[0], *common).stdout.splitlines()
     assert len(table) == 4 and table[0].startswith(files[0]) and table[0].rstrip().endswith(result["top"][0]["label"])
+
+
+def test_the_single_prompt_protocol_scores_the_same_classes(model, shape_index):
+    path = shape_index.shapes / "scans/capsule.npy"
+    names = ("box", "ball", "capsule")
+    [ensemble], _ = classify_shape_files(model, [path], names, top_k=3, progress=False)
+    [single], _ = classify_shape_files(model, [path], names, top_k=3, prompts="single", progress=False)
+    assert {label for label, _ in single.top} == set(names) and single.top != ensemble.top
+    with pytest.raises(ValueError, match="prompts must be one of ensemble, single"):
+        classify_shape_files(model, [path], names, prompts="official")
 
 
 def test_class_lists_by_name_by_file_and_refused_when_empty(tmp_path):

@@ -1,8 +1,10 @@
 """Zero-shot classification of a user's shape files against class names.
 
-Each class is the mean embedding of its prompt ensemble (``TrainedModel.encode_classes``, as the
-zero-shot evaluation scores), and probabilities are the softmax of CLIP's own temperature times
-the cosine similarities, as CLIP turns similarities into class probabilities.
+Each class is the mean embedding of its prompts (``TrainedModel.encode_classes``): the template
+ensemble, the zero-shot evaluation's headline protocol, or the official single prompt "This is a
+{}", 62 times fewer texts to encode (seconds saved on a 40-class list on a CPU). Probabilities
+are the softmax of CLIP's own temperature times the cosine similarities, as CLIP turns
+similarities into class probabilities.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cg3d.data.captions import TEMPLATES
 from cg3d.data.shape_files import ShapeFileError
 from cg3d.evaluate.class_lists import FIXED_CLASS_LISTS, distinct_class_names, read_class_names
+from cg3d.evaluate.zeroshot import SINGLE_PROMPT
 from cg3d.inference.embed import find_shape_files, prepared_batches
 from cg3d.models.trained import TrainedModel
+
+PROMPTS = {"ensemble": TEMPLATES, "single": (SINGLE_PROMPT,)}
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,15 @@ def classify_shape_files(
     top_k: int = 5,
     up_axis: str = "y",
     progress: bool = True,
+    prompts: str = "ensemble",
 ) -> tuple[list[Classification], list[ShapeFileError]]:
-    """The ``top_k`` classes of every usable shape file in ``paths``, and the files skipped."""
+    """The ``top_k`` classes of every usable shape file in ``paths``, and the files skipped;
+    ``prompts`` is ``ensemble`` or ``single``."""
     if top_k < 1:
         raise ValueError(f"top-k must be at least 1, got {top_k}")
-    classes = model.encode_classes(names)
+    if prompts not in PROMPTS:
+        raise ValueError(f"prompts must be one of {', '.join(PROMPTS)}, got {prompts!r}")
+    classes = model.encode_classes(names, PROMPTS[prompts])
     scale = model.model.logit_scale.float().cpu()
     skipped: list[ShapeFileError] = []
     files = find_shape_files(paths, skipped)

@@ -67,7 +67,8 @@ def _classify(args) -> None:
     from cg3d.inference.classify import class_names, classify_shape_files
 
     names = class_names(args.labels, args.label_set)
-    results, skipped = classify_shape_files(_load(args), args.paths, names, args.top_k, args.up_axis)
+    results, skipped = classify_shape_files(_load(args), args.paths, names, args.top_k, args.up_axis,
+                                            prompts=args.prompts)
     if args.json:
         print(json.dumps({"results": [r.as_json() for r in results],
                           "skipped": [{"path": str(e.path), "reason": e.reason} for e in skipped]}, indent=2))
@@ -129,6 +130,8 @@ def add_commands(sub) -> None:
     classify.add_argument("--labels", help="the classes, comma-separated: 'chair,table,lamp'")
     classify.add_argument("--label-set", help="modelnet40, modelnet10, scanobjectnn, or a file of class names")
     classify.add_argument("-k", "--top-k", type=int, default=5, help="classes shown per file (default: 5)")
+    classify.add_argument("--prompts", default="ensemble",
+                          help="ensemble (62 caption templates per class, the default) or single ('This is a {}')")
     classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     model_options(classify)
     _shape_options(classify)
