@@ -2,7 +2,7 @@
 
 Each class is the mean embedding of its prompts (``TrainedModel.encode_classes``): the template
 ensemble, the zero-shot evaluation's headline protocol, or the official single prompt "This is a
-{}", 62 times fewer texts to encode (seconds saved on a 40-class list on a CPU). Probabilities
+{}", 62 times fewer texts to encode (half a minute saved on a 40-class list on a CPU). Probabilities
 are the softmax of CLIP's own temperature times the cosine similarities, as CLIP turns
 similarities into class probabilities.
 """
