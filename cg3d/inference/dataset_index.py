@@ -15,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 from PIL import Image
 
 from cg3d.data.manifest import read_manifest
@@ -39,17 +40,17 @@ def thumbnail_of_view(png: bytes, size: int = THUMBNAIL_SIZE) -> bytes:
 def embed_shard(trained: TrainedModel, path: Path, view: int) -> dict[str, list]:
     """One shard's rows: object ids, categories, embeddings, previews and thumbnails."""
     table = read_table(path, columns=["object_id", "category", "points", "views"])
+    views = table.column("views")
+    if pc.min(pc.list_value_length(views)).as_py() <= view:
+        raise ValueError(f"{path}: index.view {view} exceeds the views rendered per object")
     clouds = column_to_points(table.column("points"), read_meta(path)["points_per_cloud"])
     prepared = np.stack([trained.prepare_points(cloud) for cloud in clouds])
-    views = table.column("views").to_pylist()
-    if any(view >= len(object_views) for object_views in views):
-        raise ValueError(f"{path}: index.view {view} exceeds the views rendered per object")
     return {
         "ids": table.column("object_id").to_pylist(),
         "labels": table.column("category").to_pylist(),
         "embeddings": [trained.encode_prepared(prepared).numpy()],
         "previews": list(prepared[:, :PREVIEW_POINTS]),
-        "thumbnails": [thumbnail_of_view(object_views[view]) for object_views in views],
+        "thumbnails": [thumbnail_of_view(png) for png in pc.list_element(views, view).to_pylist()],
     }
 
 
